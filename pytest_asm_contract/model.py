@@ -1,0 +1,191 @@
+"""Immutable data model of the port (contract section 1), as frozen pydantic v2 models."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, TypeAlias
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+)
+from pydantic.types import FiniteFloat, StrictInt
+from typing_extensions import TypeAliasType
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+ID_MAX_LENGTH = 255
+
+
+class SessionStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class EventType(enum.StrEnum):
+    SESSION_CREATED = "session_created"
+    SESSION_STARTED = "session_started"
+    SESSION_PAUSED = "session_paused"
+    SESSION_RESUMED = "session_resumed"
+    SESSION_COMPLETED = "session_completed"
+    SESSION_FAILED = "session_failed"
+    SESSION_CANCELLED = "session_cancelled"
+    RUN_STARTED = "run_started"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    RUN_TIMEOUT = "run_timeout"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_RECEIVED = "message_received"
+    MESSAGE_STREAMED = "message_streamed"
+    TOOL_CALL_STARTED = "tool_call_started"
+    TOOL_CALL_COMPLETED = "tool_call_completed"
+    TOOL_CALL_FAILED = "tool_call_failed"
+    ERROR_OCCURRED = "error_occurred"
+    ERROR_RECOVERED = "error_recovered"
+    TOKEN_USAGE_UPDATED = "token_usage_updated"
+    TURN_COMPLETED = "turn_completed"
+    WORKSPACE_SNAPSHOT_TAKEN = "workspace_snapshot_taken"
+    WORKSPACE_DIFF_COMPUTED = "workspace_diff_computed"
+    POLICY_VIOLATION = "policy_violation"
+    TOOL_APPROVAL_REQUESTED = "tool_approval_requested"
+    TOOL_APPROVAL_GRANTED = "tool_approval_granted"
+    TOOL_APPROVAL_DENIED = "tool_approval_denied"
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware datetime, normalised to UTC (naive values are rejected).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+#: Ids: any non-empty string of at most 255 characters, compared exactly.
+Id = Annotated[StrictStr, Field(min_length=1, max_length=ID_MAX_LENGTH)]
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+def _only_float(value: object) -> object:
+    # StrictFloat still accepts ints (and turns 2**63 into a float); JSON trees keep them apart.
+    if type(value) is not float:
+        raise ValueError("expected a float")
+    return value
+
+
+JsonFloat = Annotated[float, BeforeValidator(_only_float), Field(allow_inf_nan=False)]
+
+#: A JSON tree: None, bool, 64-bit int, finite float, str, list, dict with str keys.
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "StrictBool | Int64 | JsonFloat | StrictStr | list[JsonValue] | dict[str, JsonValue] | None",
+)
+JsonObject: TypeAlias = dict[str, JsonValue]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class Session(_Frozen):
+    id: Id = Field(default_factory=lambda: _new_id("ses_"))
+    agent_id: Id
+    status: SessionStatus = SessionStatus.PENDING
+    parent_session_id: Id | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    context: JsonObject = Field(default_factory=dict)
+    tags: list[StrictStr] = Field(default_factory=list)
+    created_at: UtcDatetime = Field(default_factory=utc_now)
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+    deleted_at: UtcDatetime | None = None
+
+
+class Run(_Frozen):
+    id: Id = Field(default_factory=lambda: _new_id("run_"))
+    session_id: Id
+    status: RunStatus = RunStatus.PENDING
+    input: JsonObject | None = None
+    output: JsonObject | None = None
+    error: JsonObject | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    turn_count: Annotated[StrictInt, Field(ge=0, le=INT64_MAX)] = 0
+    token_usage: JsonObject = Field(default_factory=dict)
+    cost_usd: FiniteFloat | None = None
+    started_at: UtcDatetime = Field(default_factory=utc_now)
+    ended_at: UtcDatetime | None = None
+    provider: StrictStr | None = None
+    provider_metadata: JsonObject = Field(default_factory=dict)
+
+
+class Event(_Frozen):
+    id: Id = Field(default_factory=lambda: _new_id("evt_"))
+    type: EventType
+    timestamp: UtcDatetime = Field(default_factory=utc_now)
+    session_id: Id
+    run_id: Id | None = None
+    data: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
+    sequence_number: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)] | None = None
+    schema_version: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)] = 1
+    provider: StrictStr | None = None
+    correlation_id: StrictStr | None = None
+
+    def with_sequence(self, sequence_number: int) -> Event:
+        """The same event carrying the number a store assigned to it."""
+        return self.model_copy(update={"sequence_number": sequence_number})
+
+
+class ExecutionResult(_Frozen):
+    session: Session
+    run: Run
+    events: list[Event] = Field(default_factory=list)
+    provider_metadata: JsonObject = Field(default_factory=dict)
+
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "Event",
+    "EventType",
+    "ExecutionResult",
+    "Id",
+    "JsonObject",
+    "JsonValue",
+    "Run",
+    "RunStatus",
+    "Session",
+    "SessionStatus",
+    "UtcDatetime",
+    "utc_now",
+]
