@@ -1,0 +1,437 @@
+"""The rule catalogue: every rule of the contract, with its level, capability and likely mistakes.
+
+This is the single source of truth. Tests name the rules they check (``@rule("SEQ-1")``), the
+report lists every rule from here, and docs/rules.md is generated from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class Level(enum.StrEnum):
+    MUST = "MUST"
+    CAPABILITY = "CAPABILITY"
+
+
+class Scope(enum.StrEnum):
+    """What a rule is checked against."""
+
+    SESSION_STORE = "session store"  # the bundled suite, via --asm-store
+    ARTIFACT_STORE = "artifact store"  # via --asm-artifact-store
+    PACKAGE = "package"  # the kit's and reference stores' own modules (the project's tests)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    id: str
+    statement: str
+    hints: tuple[str, ...] = ()
+    capability: str | None = None
+    scope: Scope = Scope.SESSION_STORE
+
+    @property
+    def group(self) -> str:
+        return self.id.split("-", 1)[0]
+
+    @property
+    def level(self) -> Level:
+        return Level.CAPABILITY if self.capability else Level.MUST
+
+
+#: Capabilities a store may declare in its ``capabilities`` attribute, and what each one promises.
+CAPABILITIES: dict[str, str] = {
+    "long_poll": "get_events(wait_timeout_ms=...) blocks until a matching event is appended or the "
+    "timeout passes",
+    "shared_backend": "several store instances, in different processes, share one backend and see "
+    "each other's writes",
+    "referential_integrity": "save_run, append and flush raise session_not_found for a session "
+    "that was never saved",
+}
+
+GROUPS: dict[str, str] = {
+    "PORT": "The store object",
+    "SES": "Sessions",
+    "RUN": "Runs",
+    "EVT": "Appending and reading events",
+    "SEQ": "Sequence numbers",
+    "IDEM": "Idempotency",
+    "BATCH": "Batch append (append_events)",
+    "FLUSH": "Atomic flush",
+    "POLL": "Long polling",
+    "DATA": "Data fidelity",
+    "CONC": "Concurrency",
+    "DEP": "Optional dependencies",
+    "MIG": "Schema migrations",
+    "ART": "Artifact stores",
+}
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "PORT-1",
+        "All 14 operations exist with these signatures. A store without append_events or flush "
+        "(a v0.7-era store) gets one clear failure naming what is missing and pointing to the "
+        "migration guide, not a cascade of attribute errors.",
+        (
+            "a v0.7 store: append_events and flush were added in v0.8 (see docs/migrating-v07.md)",
+            "filters declared positional instead of keyword-only",
+        ),
+    ),
+    Rule(
+        "PORT-2",
+        "One instance may be used from many threads at once.",
+        ("shared mutable state without a lock", "one DB connection shared by all threads"),
+    ),
+    Rule(
+        "PORT-3",
+        "Failures surface only as StoreError with a code from the closed set.",
+        (
+            "a driver exception (sqlite3.IntegrityError, botocore ClientError) not wrapped",
+            "KeyError/TypeError/AttributeError from unvalidated input",
+            "pydantic.ValidationError escaping instead of validation_error",
+        ),
+    ),
+    Rule(
+        "SES-1",
+        "save_session inserts or replaces the whole record by id; get_session returns a Session "
+        "equal to the last one saved.",
+        ("merging fields instead of replacing the record", "dropping fields on update"),
+    ),
+    Rule(
+        "SES-2",
+        "get_session of an unknown id raises session_not_found.",
+        ("returning None", "raising KeyError or a generic not_found"),
+    ),
+    Rule(
+        "SES-3",
+        "list_sessions filters by status and agent_id (AND), orders by (created_at, id) ascending, "
+        "then applies offset and limit; limit 0 gives []; a negative or non-integer limit/offset, "
+        "or an unknown status, raises validation_error. Status filters accept the enum or its "
+        "string value.",
+        (
+            "offset ignored",
+            "limit 0 treated as 'no limit'",
+            "insertion or id order instead of (created_at, id)",
+            "limit applied before the filters",
+            "status enum compared to str",
+        ),
+    ),
+    Rule(
+        "SES-4",
+        "delete_session removes the session with all its runs, events and its sequence counter, in "
+        "one atomic step; it is idempotent; afterwards get_latest_sequence is 0, get_events is [], "
+        "and the next append to that session id starts again at 1.",
+        (
+            "only the session record deleted (no cascade)",
+            "sequence counter left behind",
+            "deleting an unknown session raises",
+            "event ids of the deleted session still indexed",
+        ),
+    ),
+    Rule(
+        "SES-5",
+        "deleted_at is plain data: it round-trips, and get/list still return "
+        "soft-deleted sessions.",
+        ("list_sessions hiding sessions with deleted_at set",),
+    ),
+    Rule(
+        "RUN-1",
+        "save_run inserts or replaces by id; get_run returns an equal Run; unknown id raises "
+        "run_not_found.",
+        ("get_run of an unknown id returns None", "replacing merges fields"),
+    ),
+    Rule(
+        "RUN-2",
+        "list_runs returns the session's runs, filtered by status, ordered by (started_at, id), "
+        "then offset and limit, with SES-3's validation rules; unknown session gives [].",
+        ("offset ignored", "order by insertion", "unknown session raises"),
+    ),
+    Rule(
+        "RUN-3",
+        "get_active_run returns a run of that session with status running, or None, and reflects "
+        "a save_run immediately (read-after-write). With several running runs it returns the one "
+        "with the latest started_at (ties: the greatest id).",
+        (
+            "a cached active run not updated by save_run",
+            "the first running run instead of the latest",
+            "a pending run treated as active",
+        ),
+    ),
+    Rule(
+        "EVT-1",
+        "append_event stores the event exactly as append_event_with_sequence would and "
+        "returns None.",
+        ("append_event skipping numbering or idempotency",),
+    ),
+    Rule(
+        "EVT-2",
+        "get_events returns the session's events in ascending sequence order; an unknown "
+        "session gives [].",
+        ("ordering by timestamp or id", "unknown session raises"),
+    ),
+    Rule(
+        "EVT-3",
+        "Filters combine with AND: run_id (equality), type (equality; enum or string), since "
+        "(timestamp >= since; must be timezone-aware), after (sequence > n), "
+        "before (sequence < n), "
+        "limit (the first n after all other filters). limit 0 gives []; a negative "
+        "limit/after/before, a naive since, or an unknown type raises validation_error.",
+        (
+            "since strict (>) instead of inclusive (>=)",
+            "after inclusive (>=) instead of strict",
+            "limit applied before the other filters",
+            "limit 0 treated as 'no limit'",
+            "naive since compared as local time",
+        ),
+    ),
+    Rule(
+        "EVT-4",
+        "Stored events never change; only delete_session removes them.",
+        (
+            "returning the stored object itself, so a caller's mutation changes it",
+            "a re-append with the same id overwriting the stored event",
+        ),
+    ),
+    Rule(
+        "SEQ-1",
+        "A session's first stored event gets 1 and each newly stored event gets the previous "
+        "highest + 1: no gaps, no repeats, and a failed write consumes no number.",
+        (
+            "numbering from 0",
+            "counter incremented before validation, so a rejected write leaves a gap",
+            "read-modify-write of the counter without a lock or transaction",
+        ),
+    ),
+    Rule(
+        "SEQ-2",
+        "get_latest_sequence returns the highest assigned number (the count of the "
+        "session's stored events); 0 when there are none.",
+        ("raising for an unknown session", "returning the next number instead of the last"),
+    ),
+    Rule(
+        "SEQ-3",
+        "A sequence_number supplied by the caller is ignored.",
+        ("storing the caller's sequence_number",),
+    ),
+    Rule(
+        "SEQ-4",
+        "Numbering is per session; appends to one session never affect another.",
+        ("one global counter for all sessions",),
+    ),
+    Rule(
+        "SEQ-5",
+        "No holes for tailing readers: once a reader sees sequence n, every lower number "
+        "of that session is already visible (so after=cursor polling never skips an event).",
+        ("numbers reserved outside the write transaction, committed out of order",),
+    ),
+    Rule(
+        "IDEM-1",
+        "Event ids are global. Appending an id already stored for the same session (through any "
+        "append path or flush) stores nothing and returns the originally stored event, equal field "
+        "for field to what the first append returned, whatever the new copy contains (first write "
+        "wins). An id already stored under another session is never stored a second time: the "
+        "store returns the original event or raises already_exists.",
+        (
+            "a duplicate id re-numbered and stored again",
+            "last write wins",
+            "id uniqueness checked per session only",
+        ),
+    ),
+    Rule(
+        "IDEM-2",
+        "Saving the same session or run any number of times leaves one record.",
+        ("save_session appending instead of upserting",),
+    ),
+    Rule(
+        "IDEM-3",
+        "A repeated id inside one batch maps to the stored event of its first occurrence.",
+        ("duplicates inside a batch checked only against previously stored ids",),
+    ),
+    Rule(
+        "IDEM-4",
+        "When several threads (or processes) append the same new id at once, exactly one "
+        "event is stored and every caller gets it back with the same sequence number.",
+        (
+            "check-then-insert without a lock or unique constraint",
+            "the losing writer raising a raw constraint error",
+        ),
+    ),
+    Rule(
+        "BATCH-1",
+        "Returns one event per input element, in input order, each with its sequence "
+        "number; a session's new events get consecutive numbers in input order.",
+        ("returning events sorted by id or timestamp", "returning only the new events"),
+    ),
+    Rule("BATCH-2", "An empty list returns [] and changes nothing.", ("raising on []",)),
+    Rule(
+        "BATCH-3",
+        "All or nothing: if any element is invalid (not an Event, or failing Event "
+        "validation), it raises validation_error and nothing of the batch is stored or numbered.",
+        ("validating element by element while storing", "numbers consumed by the failed batch"),
+    ),
+    Rule(
+        "BATCH-4",
+        "A batch may mix sessions; each session's new events form one consecutive block.",
+        ("numbering a mixed batch with one counter",),
+    ),
+    Rule(
+        "BATCH-5",
+        "Concurrent batches to one session never interleave: each batch's new events "
+        "form one consecutive block.",
+        ("appending a batch one event at a time, each under its own lock",),
+    ),
+    Rule(
+        "FLUSH-1",
+        "Persists session, run and events as one atomic step; afterwards all three read "
+        "back, the events in order with sequence numbers.",
+        ("flush saving only the events", "events numbered out of order"),
+    ),
+    Rule(
+        "FLUSH-2",
+        "Invalid payloads raise and persist nothing (the session and run keep their previous "
+        "state, "
+        "or stay absent): not an ExecutionResult or a mapping with session/run/events → "
+        "validation_error; an element that is not a valid Event → validation_error; an event of "
+        "another session, or a run of another session → session_mismatch; an event whose run_id is "
+        "neither None nor run.id → run_mismatch.",
+        (
+            "saving session and run before validating the events",
+            "no check that events belong to the flushed session and run",
+        ),
+    ),
+    Rule(
+        "FLUSH-3",
+        "A backend failure at any step surfaces as StoreError with a storage code and "
+        "leaves no partial state. The kit injects such failures into the reference stores, and "
+        "into any store that exposes the documented fault hook.",
+        ("several transactions where one is needed", "a raw driver error escaping"),
+    ),
+    Rule(
+        "FLUSH-4",
+        "Flushing the same result twice leaves one copy of every event and the given "
+        "session and run.",
+        ("events stored twice on a retried flush",),
+    ),
+    Rule(
+        "FLUSH-5",
+        "A concurrent reader never observes part of a flush.",
+        ("session, run and events written under separate locks or transactions",),
+    ),
+    Rule(
+        "POLL-0",
+        "Every store accepts wait_timeout_ms; without the capability long_poll it returns at once.",
+        (
+            "rejecting the wait_timeout_ms keyword",
+            "sleeping for the timeout without the capability",
+        ),
+    ),
+    Rule(
+        "POLL-1",
+        "If matching events exist, return at once; otherwise block until an event matching the "
+        "session and the run_id/type filters is appended, or the timeout passes (then []).",
+        (
+            "waking on any append and returning [] early",
+            "waiting the full timeout even when events exist",
+            "the notification lost between the check and the wait",
+        ),
+        capability="long_poll",
+    ),
+    Rule(
+        "DATA-1",
+        "Every field of Session, Run and Event round-trips exactly, nested JSON, tag "
+        "order and microsecond timestamps included.",
+        (
+            "timestamps truncated to milliseconds",
+            "tags stored as a set",
+            "large ints through float",
+            "timezone lost",
+        ),
+    ),
+    Rule(
+        "DATA-2",
+        "A value the backend cannot hold (for example a NUL character in a PostgreSQL "
+        "jsonb column) raises validation_error and stores nothing; a store never keeps an altered "
+        "value.",
+        ("silently stripping NUL characters", "a raw DataError escaping"),
+    ),
+    Rule(
+        "DATA-3",
+        "Ids are compared exactly: case, Unicode form, '/', quotes, '%' and '_' are "
+        "significant, and two different ids never reach the same record.",
+        ("case-insensitive collation", "LIKE used for id lookup", "ids used raw in keys or paths"),
+    ),
+    Rule(
+        "CONC-1",
+        "N threads appending to one session all succeed and leave sequences exactly "
+        "1..total, each caller's result matching the final state.",
+        ("unlocked read-modify-write of the counter", "SQLite 'database is locked' escaping"),
+    ),
+    Rule(
+        "CONC-2",
+        "Concurrent readers never fail and never see a state that no serial order explains.",
+        ("reading while a writer mutates a shared list",),
+    ),
+    Rule(
+        "CONC-3",
+        "Two store instances on the same backend, in different processes, see each "
+        "other's writes and keep CONC-1, IDEM-4 and BATCH-5 across processes.",
+        ("an in-process lock standing in for a database lock",),
+        capability="shared_backend",
+    ),
+    Rule(
+        "DEP-1",
+        "Importing any kit or reference-store module never fails for a missing optional "
+        "dependency; constructing a store that needs one raises dependency_not_available with "
+        "details dependency, module and operation, and a message naming the pip extra.",
+        scope=Scope.PACKAGE,
+    ),
+    Rule(
+        "MIG-1",
+        "A SQL store on a database without its schema raises migration_required naming "
+        "the missing table or column. The schema (one consolidated migration) holds sessions, "
+        "runs, events, per-session sequence counters, and artifact metadata; its downgrade "
+        "removes them.",
+        scope=Scope.PACKAGE,
+    ),
+    Rule(
+        "ART-1",
+        "put overwrites; get returns the exact bytes; a missing key raises not_found; "
+        "delete is idempotent.",
+        scope=Scope.ARTIFACT_STORE,
+    ),
+    Rule(
+        "ART-2",
+        "Keys are any non-empty string; distinct keys never collide and no key reaches "
+        "outside the store's own namespace (no path traversal, no prefix escape).",
+        scope=Scope.ARTIFACT_STORE,
+    ),
+)
+
+RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
+
+
+def get_rule(rule_id: str) -> Rule:
+    try:
+        return RULES_BY_ID[rule_id]
+    except KeyError:
+        raise KeyError(f"unknown rule id {rule_id!r}") from None
+
+
+def select_rules(selectors: str | None) -> frozenset[str]:
+    """Rule ids chosen by a comma-separated list of groups and ids (``"SEQ,FLUSH-2"``)."""
+    if not selectors:
+        return frozenset(RULES_BY_ID)
+    chosen: set[str] = set()
+    for raw in selectors.split(","):
+        token = raw.strip().upper()
+        if not token:
+            continue
+        if token in RULES_BY_ID:
+            chosen.add(token)
+        elif token in GROUPS:
+            chosen.update(r.id for r in RULES if r.group == token)
+        else:
+            known = ", ".join(GROUPS)
+            raise ValueError(f"unknown rule or group {raw.strip()!r} (groups: {known})")
+    return frozenset(chosen)

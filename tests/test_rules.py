@@ -1,0 +1,40 @@
+"""The rule catalogue matches the contract, and docs/rules.md is generated from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_asm_contract.rules import GROUPS, RULES, RULES_BY_ID, select_rules
+from pytest_asm_contract.rules_doc import render
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT.parent / "shared" / "spec" / "contract.md"
+
+
+def test_rules_doc_is_current() -> None:
+    assert (ROOT / "docs" / "rules.md").read_text() == render(), (
+        "docs/rules.md is stale: run python -m pytest_asm_contract.rules_doc --write"
+    )
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="the contract text is not beside the checkout")
+def test_catalogue_has_every_rule_of_the_contract() -> None:
+    ids = re.findall(r"^- ([A-Z]+-\d+) ", CONTRACT.read_text(), flags=re.MULTILINE)
+    assert ids, "no rule ids found in contract.md"
+    assert sorted(ids) == sorted(RULES_BY_ID)
+
+
+def test_every_rule_has_a_known_group_and_statement() -> None:
+    for rule in RULES:
+        assert rule.group in GROUPS, rule.id
+        assert rule.statement.endswith("."), rule.id
+
+
+def test_selection_by_group_and_id() -> None:
+    assert select_rules("seq, FLUSH-2") == {r.id for r in RULES if r.group == "SEQ"} | {"FLUSH-2"}
+    assert select_rules(None) == set(RULES_BY_ID)
+    with pytest.raises(ValueError, match="unknown rule or group 'XYZ'"):
+        select_rules("XYZ")
