@@ -1,0 +1,1 @@
+"""The bundled artifact-store suite (ART rules), run by ``pytest --asm-artifact-store=...``."""

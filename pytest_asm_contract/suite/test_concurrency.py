@@ -1,0 +1,370 @@
+"""CONC: many threads on one store instance; every outcome must be explained by a serial order.
+
+Threads start together (a Barrier releases them); joins carry a generous timeout that only a hung
+store reaches. The checks are invariants of the final state and of what each thread saw, so they
+hold for any correct store whatever the scheduling, and never look at the clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_asm_contract import rule
+from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract.model import Event, Session
+from pytest_asm_contract.port import declared_capabilities
+from pytest_asm_contract.suite.builders import a_running_run, a_session, an_event, sequences
+
+#: Hang guard for the threaded checks: only reached when a store deadlocks.
+HANG_GUARD_SECONDS = 120.0
+#: Upper bound on the reads one reader thread makes, so slow stores finish in reasonable time.
+MAX_READS = 300
+
+
+def _run_together(work: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Run every ``work`` callable in its own thread, all released at once; return the results.
+
+    Fails the test, naming the thread, if a call raised or if a thread hung.
+    """
+    barrier = threading.Barrier(len(work))
+    results: dict[str, object] = {}
+    errors: list[tuple[str, BaseException]] = []
+
+    def main(name: str, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait(HANG_GUARD_SECONDS)
+            results[name] = call()
+        except BaseException as error:
+            errors.append((name, error))
+
+    threads = [
+        threading.Thread(target=main, args=item, name=item[0], daemon=True) for item in work.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG_GUARD_SECONDS)
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    if hung:
+        pytest.fail(
+            f"{len(hung)} of {len(threads)} threads had not finished after "
+            f"{HANG_GUARD_SECONDS:.0f}s (a deadlock?): {', '.join(hung[:5])}",
+            pytrace=False,
+        )
+    if errors:
+        name, error = errors[0]
+        raise AssertionError(
+            f"{len(errors)} of {len(threads)} concurrent threads failed; first ({name}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return results
+
+
+class _Countdown:
+    """Set once ``count`` writers have finished; readers keep reading until then."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self.finished = threading.Event()
+        if count == 0:
+            self.finished.set()
+
+    def done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.finished.set()
+
+
+def _check_prefix(seen: list[int | None], what: str) -> int:
+    """``seen`` must be exactly 1..n (no holes, no repeats, in order); return n."""
+    assert seen == list(range(1, len(seen) + 1)), (
+        f"{what} showed sequence numbers {seen[:20]}{'...' if len(seen) > 20 else ''}; a reader "
+        "must only ever see 1..n, which no serial order of appends leaves otherwise"
+    )
+    return len(seen)
+
+
+def _check_final_log(
+    store: Any, session_id: str, returned: list[Event], total: int | None = None
+) -> None:
+    """The session's stored events are exactly 1..n and equal what each caller got back."""
+    stored = store.get_events(session_id)
+    expected_total = len(returned) if total is None else total
+    assert sequences(stored) == list(range(1, expected_total + 1)), (
+        f"after {expected_total} concurrent appends to {session_id!r}, the stored sequence numbers "
+        f"are {sequences(stored)[:20]}... ({len(stored)} events), not exactly 1..{expected_total}"
+    )
+    assert store.get_latest_sequence(session_id) == expected_total
+    by_id = {event.id: event for event in stored}
+    for event in returned:
+        assert by_id.get(event.id) == event, (
+            f"a caller got back {event.id!r} with sequence {event.sequence_number}, but the store "
+            f"holds {by_id.get(event.id)!r:.200}"
+        )
+
+
+class TestConcurrency:
+    @rule("CONC-1")
+    def test_hundred_threads_append_to_one_session(self, asm_store: Any) -> None:
+        session = a_session()
+        asm_store.save_session(session)
+        events = [an_event(session, data={"thread": i}) for i in range(100)]
+
+        results = _run_together(
+            {
+                f"appender-{i}": functools.partial(asm_store.append_event_with_sequence, event)
+                for i, event in enumerate(events)
+            }
+        )
+
+        returned = [results[f"appender-{i}"] for i in range(100)]
+        assert all(isinstance(e, Event) for e in returned), "append_event_with_sequence -> Event"
+        numbers = sorted(e.sequence_number or 0 for e in returned if isinstance(e, Event))
+        assert numbers == list(range(1, 101)), (
+            f"100 concurrent appends got numbers with repeats or gaps: {_summary(numbers)}"
+        )
+        _check_final_log(asm_store, session.id, [e for e in returned if isinstance(e, Event)])
+
+    @rule("CONC-1")
+    def test_hundred_threads_mixing_append_paths(self, asm_store: Any) -> None:
+        session = a_session()
+        asm_store.save_session(session)
+        returned: dict[int, list[Event]] = {}
+
+        def appender(index: int) -> None:
+            if index % 3 == 0:
+                event = an_event(session, data={"thread": index})
+                asm_store.append_event(event)
+                returned[index] = []  # append_event returns nothing; checked via the log below
+            elif index % 3 == 1:
+                returned[index] = [asm_store.append_event_with_sequence(an_event(session))]
+            else:
+                returned[index] = asm_store.append_events(
+                    [an_event(session, data={"thread": index, "i": i}) for i in range(2)]
+                )
+
+        _run_together({f"appender-{i}": functools.partial(appender, i) for i in range(100)})
+
+        total = sum(1 if i % 3 != 2 else 2 for i in range(100))
+        _check_final_log(
+            asm_store, session.id, [e for events in returned.values() for e in events], total
+        )
+        for index, events in returned.items():
+            numbers = [e.sequence_number or 0 for e in events]
+            assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), (
+                f"thread {index}'s batch got numbers {numbers}"
+            )
+
+    @rule("CONC-2")
+    def test_readers_during_appends_see_growing_prefixes(self, asm_store: Any) -> None:
+        session = a_session()
+        asm_store.save_session(session)
+        writers = _Countdown(50)
+        returned: dict[int, list[Event]] = {}
+
+        def append(index: int) -> None:
+            try:
+                returned[index] = [
+                    asm_store.append_event_with_sequence(an_event(session, data={"i": i}))
+                    for i in range(2)
+                ]
+            finally:
+                writers.done()
+
+        def read(index: int) -> None:
+            seen = 0
+            for _ in range(MAX_READS):
+                finished = writers.finished.is_set()
+                latest = asm_store.get_latest_sequence(session.id)
+                count = _check_prefix(
+                    sequences(asm_store.get_events(session.id)), f"reader {index}: get_events"
+                )
+                assert count >= latest, (
+                    f"reader {index}: get_latest_sequence said {latest}, but get_events called "
+                    f"after it showed only {count} events"
+                )
+                assert count >= seen, (
+                    f"reader {index}: saw {seen} events, then only {count}: stored events vanished"
+                )
+                seen = count
+                if finished:
+                    break
+
+        work: dict[str, Callable[[], object]] = {}
+        for i in range(50):
+            work[f"appender-{i}"] = functools.partial(append, i)
+            work[f"reader-{i}"] = functools.partial(read, i)
+        _run_together(work)
+
+        _check_final_log(asm_store, session.id, [e for es in returned.values() for e in es])
+
+    @rule("CONC-2")
+    def test_mixed_workload_ends_in_a_serially_explainable_state(self, asm_store: Any) -> None:
+        _MixedWorkload(asm_store).run_and_check()
+
+
+def _summary(numbers: list[int]) -> str:
+    repeats = sorted({n for n in numbers if numbers.count(n) > 1})
+    missing = sorted(set(range(1, len(numbers) + 1)) - set(numbers))
+    return f"repeated {repeats[:10]}, missing {missing[:10]}"
+
+
+class _MixedWorkload:
+    """100 threads: saves, reads, appends and deletes across ten sessions, checked afterwards.
+
+    Five "stable" sessions receive appends, session saves and run saves; five "doomed" sessions,
+    created with three events each, are deleted while other threads append to them. Readers
+    check every observation as it happens; the final state is checked against what the writers
+    got back.
+    """
+
+    STABLE_APPENDERS = 30
+    DOOMED_APPENDERS = 10
+    SAVERS = 20
+    DELETERS = 5
+    READERS = 35
+    APPENDS_EACH = 3
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.stable = [a_session(agent_id=f"stable-{i}", metadata={"v": 0}) for i in range(5)]
+        self.doomed = [a_session(agent_id=f"doomed-{i}") for i in range(5)]
+        self.versions: dict[str, dict[int, Session]] = {s.id: {0: s} for s in self.stable}
+        self.appended: dict[str, list[list[Event]]] = {s.id: [] for s in self.stable + self.doomed}
+        self.runs = {s.id: a_running_run(s) for s in self.stable}
+        self.writers = _Countdown(
+            self.STABLE_APPENDERS + self.DOOMED_APPENDERS + self.SAVERS + self.DELETERS
+        )
+        self.integrity = "referential_integrity" in declared_capabilities(store)
+        self.refused: set[str] = set()  # appends a referential_integrity store may refuse
+
+    def run_and_check(self) -> None:
+        for session in self.stable + self.doomed:
+            self.store.save_session(session)
+        self.prior = {
+            s.id: self.store.append_events([an_event(s) for _ in range(3)]) for s in self.doomed
+        }
+        work: dict[str, Callable[[], object]] = {}
+        for i in range(self.STABLE_APPENDERS):
+            work[f"stable-appender-{i}"] = functools.partial(self._append, self.stable[i % 5], i)
+        for i in range(self.DOOMED_APPENDERS):
+            work[f"doomed-appender-{i}"] = functools.partial(self._append, self.doomed[i % 5], i)
+        for i in range(self.SAVERS):
+            work[f"saver-{i}"] = functools.partial(self._save, i)
+        for i in range(self.DELETERS):
+            work[f"deleter-{i}"] = functools.partial(self._delete, self.doomed[i])
+        for i in range(self.READERS):
+            work[f"reader-{i}"] = functools.partial(self._read, i)
+        _run_together(work)
+        self._check_final_state()
+
+    # -- writers --------------------------------------------------------------------------------
+    def _append(self, session: Session, index: int) -> None:
+        try:
+            mine: list[Event] = []
+            for i in range(self.APPENDS_EACH):
+                event = an_event(session, data={"appender": index, "i": i})
+                try:
+                    mine.append(self.store.append_event_with_sequence(event))
+                except StoreError as error:
+                    if not (self.integrity and error.code is ErrorCode.SESSION_NOT_FOUND):
+                        raise
+                    self.refused.add(event.id)  # the session was deleted: a legitimate refusal
+            numbers = [e.sequence_number or 0 for e in mine]
+            if session in self.stable:
+                assert numbers == sorted(numbers), (
+                    f"one thread's successive appends to a session got decreasing numbers {numbers}"
+                )
+            self.appended[session.id].append(mine)
+        finally:
+            self.writers.done()
+
+    def _save(self, index: int) -> None:
+        try:
+            session = self.stable[index % 5]
+            version = session.model_copy(update={"metadata": {"v": index + 1}})
+            self.versions[session.id][index + 1] = version
+            self.store.save_session(version)
+            self.store.save_run(self.runs[session.id])
+            read = self.store.get_session(session.id)
+            assert read.metadata.get("v") in self.versions[session.id], (
+                f"get_session returned a version of {session.id!r} nobody saved: {read!r:.200}"
+            )
+            assert self.store.get_run(self.runs[session.id].id) == self.runs[session.id]
+        finally:
+            self.writers.done()
+
+    def _delete(self, session: Session) -> None:
+        try:
+            self.store.delete_session(session.id)
+            self.store.delete_session(session.id)
+        finally:
+            self.writers.done()
+
+    # -- readers --------------------------------------------------------------------------------
+    def _read(self, index: int) -> None:
+        stable = self.stable[index % 5]
+        doomed = self.doomed[index % 5]
+        seen = 0
+        for _ in range(MAX_READS):
+            finished = self.writers.finished.is_set()
+            latest = self.store.get_latest_sequence(stable.id)
+            count = _check_prefix(
+                sequences(self.store.get_events(stable.id)), f"reader {index}: get_events"
+            )
+            assert seen <= count and latest <= count, (
+                f"reader {index}: {stable.id!r} showed {count} events after it had shown {seen} "
+                f"and get_latest_sequence had said {latest}"
+            )
+            seen = count
+            _check_prefix(
+                sequences(self.store.get_events(doomed.id)),
+                f"reader {index}: get_events of a session being deleted",
+            )
+            read = self.store.get_session(stable.id)
+            assert read.metadata.get("v") in self.versions[stable.id], (
+                f"reader {index}: get_session returned a version nobody saved: {read!r:.200}"
+            )
+            listed = self.store.list_sessions(agent_id=stable.agent_id)
+            assert [s.id for s in listed] == [stable.id], (
+                f"reader {index}: list_sessions(agent_id={stable.agent_id!r}) gave {listed!r:.200}"
+            )
+            if finished:
+                break
+
+    # -- the final state ------------------------------------------------------------------------
+    def _check_final_state(self) -> None:
+        for session in self.stable:
+            returned = [e for mine in self.appended[session.id] for e in mine]
+            assert len(returned) == 6 * self.APPENDS_EACH
+            _check_final_log(self.store, session.id, returned)
+            final = self.store.get_session(session.id)
+            assert final in self.versions[session.id].values(), (
+                f"{session.id!r} ended as a version nobody saved: {final!r:.200}"
+            )
+            assert self.store.get_active_run(session.id) == self.runs[session.id]
+        for session in self.doomed:
+            with pytest.raises(StoreError) as caught:
+                self.store.get_session(session.id)
+            assert caught.value.code is ErrorCode.SESSION_NOT_FOUND
+            appended = {e.id: e for mine in self.appended[session.id] for e in mine}
+            stored = self.store.get_events(session.id)
+            _check_prefix(sequences(stored), f"after the deletes, get_events({session.id!r})")
+            assert self.store.get_latest_sequence(session.id) == len(stored)
+            for event in stored:
+                assert event.id not in {e.id for e in self.prior[session.id]}, (
+                    f"event {event.id!r}, stored before {session.id!r} was deleted, survived"
+                )
+                # It was appended after the last delete: its caller saw exactly this event.
+                assert appended.get(event.id) == event, (
+                    f"{event.id!r} is stored as {event!r:.200}, but its append returned "
+                    f"{appended.get(event.id)!r:.200}"
+                )
+                assert event.id not in self.refused

@@ -1,0 +1,297 @@
+"""SEQ: per-session sequence numbers start at 1, have no gaps or repeats, and never show holes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_asm_contract import rule
+from pytest_asm_contract.errors import ErrorCode
+from pytest_asm_contract.model import Event, EventType, ExecutionResult, Session
+from pytest_asm_contract.suite.builders import (
+    a_run,
+    a_session,
+    an_event,
+    expect_error,
+    sequences,
+    some_events,
+)
+
+
+def _saved_session(store: Any) -> Session:
+    session = a_session()
+    store.save_session(session)
+    return session
+
+
+def _flush(store: Any, session: Session, events: list[Event]) -> None:
+    store.flush(ExecutionResult(session=session, run=a_run(session), events=events))
+
+
+def _invalid_unknown_type(session: Session) -> Event:
+    return Event.model_construct(
+        id="evt-invalid-type",
+        type="no_such_type",  # type: ignore[arg-type]  # invalid on purpose
+        session_id=session.id,
+    )
+
+
+def _invalid_nan_data(session: Session) -> Event:
+    return Event.model_construct(
+        id="evt-invalid-data",
+        type=EventType.MESSAGE_SENT,
+        session_id=session.id,
+        data={"x": float("nan")},
+    )
+
+
+#: Ways to attempt one write that must be rejected: (store, session, invalid event) -> None.
+REJECTED_WRITES: dict[str, Callable[[Any, Session, Event], Any]] = {
+    "append_event": lambda store, _, bad: store.append_event(bad),
+    "append_event_with_sequence": lambda store, _, bad: store.append_event_with_sequence(bad),
+    "append_events": lambda store, session, bad: store.append_events([an_event(session), bad]),
+    "flush": lambda store, session, bad: _flush(store, session, [an_event(session), bad]),
+}
+
+
+def _run_threads(count: int, target: Callable[[int], None]) -> None:
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class TestSequencing:
+    # -- SEQ-1: 1, then +1 --------------------------------------------------------------------
+    @rule("SEQ-1")
+    def test_first_event_gets_one_then_each_next(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        numbers = [asm_store.append_event_with_sequence(an_event(session)) for _ in range(3)]
+        assert sequences(numbers) == [1, 2, 3], (
+            "a session's first event gets 1 and each next event the previous + 1"
+        )
+        assert sequences(asm_store.get_events(session.id)) == [1, 2, 3]
+
+    @rule("SEQ-1")
+    def test_numbers_continue_across_append_paths(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        assert asm_store.append_event_with_sequence(an_event(session)).sequence_number == 1
+        assert sequences(asm_store.append_events(some_events(session, 2))) == [2, 3]
+        asm_store.append_event(an_event(session))
+        _flush(asm_store, session, [an_event(session)])
+        assert sequences(asm_store.get_events(session.id)) == [1, 2, 3, 4, 5], (
+            "every append path (single, batch, append_event, flush) continues one numbering"
+        )
+
+    @rule("SEQ-1")
+    @pytest.mark.parametrize(
+        "invalid", [_invalid_unknown_type, _invalid_nan_data], ids=["unknown-type", "nan-in-data"]
+    )
+    @pytest.mark.parametrize("path", sorted(REJECTED_WRITES))
+    def test_rejected_write_consumes_no_number(
+        self, asm_store: Any, path: str, invalid: Callable[[Session], Event]
+    ) -> None:
+        session = _saved_session(asm_store)
+        asm_store.append_event(an_event(session))
+        with expect_error(ErrorCode.VALIDATION_ERROR):
+            REJECTED_WRITES[path](asm_store, session, invalid(session))
+        after = asm_store.append_event_with_sequence(an_event(session))
+        assert after.sequence_number == 2, (
+            f"a {path} rejected as invalid consumed a sequence number: the next event got "
+            f"{after.sequence_number}, expected 2"
+        )
+        assert sequences(asm_store.get_events(session.id)) == [1, 2]
+
+    @rule("SEQ-1")
+    def test_concurrent_appends_leave_no_gap_or_repeat(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        threads, per_thread = 8, 25
+        start = threading.Barrier(threads)
+        numbers: list[list[int | None]] = [[] for _ in range(threads)]
+        errors: list[BaseException] = []
+
+        def append(index: int) -> None:
+            try:
+                start.wait()
+                for _ in range(per_thread):
+                    stored = asm_store.append_event_with_sequence(an_event(session))
+                    numbers[index].append(stored.sequence_number)
+            except BaseException as error:  # reported by the main thread
+                errors.append(error)
+
+        _run_threads(threads, append)
+        assert not errors, f"concurrent appends failed: {errors[0]!r}"
+        handed_out = sorted(n or 0 for batch in numbers for n in batch)
+        total = threads * per_thread
+        assert handed_out == list(range(1, total + 1)), (
+            f"{threads} threads appending {per_thread} events each must get exactly "
+            f"1..{total}; repeated: {sorted({n for n in handed_out if handed_out.count(n) > 1})}"
+        )
+        assert sequences(asm_store.get_events(session.id)) == list(range(1, total + 1))
+
+    # -- SEQ-2: get_latest_sequence -----------------------------------------------------------
+    @rule("SEQ-2")
+    def test_latest_sequence_is_zero_without_events(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        assert asm_store.get_latest_sequence(session.id) == 0
+        assert asm_store.get_latest_sequence("ses_unknown") == 0, (
+            "an unknown session has latest sequence 0 (not an error)"
+        )
+
+    @rule("SEQ-2")
+    def test_latest_sequence_counts_stored_events(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        asm_store.append_event(an_event(session))
+        assert asm_store.get_latest_sequence(session.id) == 1
+        asm_store.append_events(some_events(session, 3))
+        assert asm_store.get_latest_sequence(session.id) == 4, (
+            "get_latest_sequence returns the highest assigned number, not the next one"
+        )
+
+    @rule("SEQ-2")
+    def test_latest_sequence_ignores_duplicates_and_rejected_writes(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        event = an_event(session)
+        asm_store.append_event(event)
+        asm_store.append_event(event)
+        with expect_error(ErrorCode.VALIDATION_ERROR):
+            asm_store.append_event(_invalid_unknown_type(session))
+        assert asm_store.get_latest_sequence(session.id) == 1
+
+    # -- SEQ-3: the caller's number is ignored ------------------------------------------------
+    @rule("SEQ-3")
+    def test_supplied_number_is_ignored_on_single_append(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        stored = asm_store.append_event_with_sequence(an_event(session, sequence_number=42))
+        assert stored.sequence_number == 1, "the store assigns numbers; the caller's 42 is ignored"
+        asm_store.append_event(an_event(session, sequence_number=99))
+        assert sequences(asm_store.get_events(session.id)) == [1, 2]
+
+    @rule("SEQ-3")
+    def test_supplied_numbers_are_ignored_in_a_batch(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        batch = [an_event(session, sequence_number=n) for n in (7, 3, 3)]
+        assert sequences(asm_store.append_events(batch)) == [1, 2, 3]
+        assert sequences(asm_store.get_events(session.id)) == [1, 2, 3]
+
+    @rule("SEQ-3")
+    def test_supplied_number_never_replaces_a_stored_event(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        first = asm_store.append_event_with_sequence(an_event(session))
+        clash = asm_store.append_event_with_sequence(an_event(session, sequence_number=1))
+        assert clash.sequence_number == 2
+        assert asm_store.get_events(session.id) == [first, clash], (
+            "an event carrying an existing number must be stored under the next number"
+        )
+
+    # -- SEQ-4: numbering is per session ------------------------------------------------------
+    @rule("SEQ-4")
+    def test_sessions_are_numbered_independently(self, asm_store: Any) -> None:
+        one, two = _saved_session(asm_store), _saved_session(asm_store)
+        got: dict[str, list[int | None]] = {one.id: [], two.id: []}
+        for session in (one, two, one, two, one):
+            stored = asm_store.append_event_with_sequence(an_event(session))
+            got[session.id].append(stored.sequence_number)
+        assert got == {one.id: [1, 2, 3], two.id: [1, 2]}, (
+            "each session has its own numbering starting at 1"
+        )
+        assert asm_store.get_latest_sequence(one.id) == 3
+        assert asm_store.get_latest_sequence(two.id) == 2
+
+    @rule("SEQ-4")
+    def test_appends_to_one_session_leave_another_unchanged(self, asm_store: Any) -> None:
+        one, two = _saved_session(asm_store), _saved_session(asm_store)
+        before = asm_store.append_events(some_events(one, 2))
+        asm_store.append_events(some_events(two, 5))
+        asm_store.append_event(an_event(two))
+        assert asm_store.get_events(one.id) == before
+        assert asm_store.get_latest_sequence(one.id) == 2
+        assert asm_store.append_event_with_sequence(an_event(one)).sequence_number == 3
+
+    # -- SEQ-5: no holes for a tailing reader -------------------------------------------------
+    @rule("SEQ-5")
+    def test_tailing_reader_never_sees_a_hole(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        writers, per_writer = 4, 50
+        total = writers * per_writer
+        start = threading.Barrier(writers + 1)
+        writing_done = threading.Event()
+        holes: list[str] = []
+        errors: list[BaseException] = []
+        seen: list[Event] = []
+
+        def write(index: int) -> None:
+            try:
+                start.wait()
+                for i in range(per_writer):
+                    asm_store.append_event(an_event(session, data={"w": index, "i": i}))
+            except BaseException as error:
+                errors.append(error)
+
+        def tail() -> None:
+            cursor = 0
+            try:
+                start.wait()
+                while True:
+                    finished = writing_done.is_set()
+                    batch = asm_store.get_events(session.id, after=cursor)
+                    numbers = sequences(batch)
+                    expected = list(range(cursor + 1, cursor + 1 + len(batch)))
+                    if numbers != expected:
+                        holes.append(f"after={cursor} returned {numbers}")
+                        return
+                    seen.extend(batch)
+                    cursor += len(batch)
+                    if finished and not batch:
+                        return
+            except BaseException as error:
+                errors.append(error)
+
+        reader = threading.Thread(target=tail)
+        reader.start()
+        _run_threads(writers, write)
+        writing_done.set()
+        reader.join()
+
+        assert not errors, f"a writer or the reader failed: {errors[0]!r}"
+        assert not holes, (
+            "a reader tailing with get_events(after=cursor) must get cursor+1, cursor+2, ... "
+            f"with nothing missing or repeated, but {holes[0]}; a number that becomes visible "
+            "after a higher one is skipped by such a reader forever"
+        )
+        assert sequences(seen) == list(range(1, total + 1))
+        assert seen == asm_store.get_events(session.id), "the tail must end with every event"
+
+    @rule("SEQ-5")
+    def test_lower_numbers_are_visible_once_an_append_returns(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        writers, per_writer = 4, 25
+        start = threading.Barrier(writers)
+        holes: list[str] = []
+        errors: list[BaseException] = []
+
+        def write(index: int) -> None:
+            try:
+                start.wait()
+                for i in range(per_writer):
+                    stored = asm_store.append_event_with_sequence(
+                        an_event(session, data={"w": index, "i": i})
+                    )
+                    number = stored.sequence_number or 0
+                    visible = sequences(asm_store.get_events(session.id, before=number + 1))
+                    missing = sorted(set(range(1, number + 1)) - {n or 0 for n in visible})
+                    if missing:
+                        holes.append(f"append returned {number} while {missing} were not visible")
+            except BaseException as error:  # reported by the main thread
+                errors.append(error)
+
+        _run_threads(writers, write)
+        assert not errors, f"a writer failed: {errors[0]!r}"
+        assert not holes, (
+            "once an append has returned number n, every lower number of the session must be "
+            f"visible (a reader that saw n would otherwise skip them): {holes[0]}"
+        )

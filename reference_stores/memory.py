@@ -1,0 +1,247 @@
+"""In-memory reference stores: thread-safe, with long polling.
+
+One re-entrant lock guards all state, so every operation is atomic and linearizable; a condition on
+that lock wakes long-polling readers when events are appended. Models are frozen but hold mutable
+dicts and lists, so the store keeps deep copies and hands out deep copies: nothing a caller does to
+an object changes what is stored (EVT-4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract.model import (
+    Event,
+    EventType,
+    ExecutionResult,
+    Run,
+    RunStatus,
+    Session,
+    SessionStatus,
+)
+from pytest_asm_contract.validation import (
+    EventQuery,
+    Page,
+    as_events,
+    as_execution_result,
+    as_run,
+    as_session,
+    check_id,
+    run_status_filter,
+    session_status_filter,
+)
+
+
+class InMemorySessionStore:
+    capabilities = frozenset({"long_poll"})
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._appended = threading.Condition(self._lock)
+        self._sessions: dict[str, Session] = {}
+        self._runs: dict[str, Run] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._event_ids: dict[str, Event] = {}  # global id index (IDEM-1)
+
+    # -- sessions -------------------------------------------------------------------------------
+    def save_session(self, session: Session) -> None:
+        session = as_session(session)
+        with self._lock:
+            self._sessions[session.id] = session
+
+    def get_session(self, session_id: str) -> Session:
+        check_id(session_id, "session_id")
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise StoreError(
+                ErrorCode.SESSION_NOT_FOUND,
+                f"no session {session_id!r}",
+                {"session_id": session_id},
+            )
+        return session.model_copy(deep=True)
+
+    def list_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Session]:
+        wanted = session_status_filter(status)
+        page = Page.of(limit, offset)
+        if agent_id is not None:
+            check_id(agent_id, "agent_id")
+        with self._lock:
+            sessions = [
+                s
+                for s in self._sessions.values()
+                if (wanted is None or s.status == wanted)
+                and (agent_id is None or s.agent_id == agent_id)
+            ]
+        sessions.sort(key=lambda s: (s.created_at, s.id))
+        return [s.model_copy(deep=True) for s in page.apply(sessions)]
+
+    def delete_session(self, session_id: str) -> None:
+        check_id(session_id, "session_id")
+        with self._lock:
+            self._sessions.pop(session_id, None)
+            for run_id in [r.id for r in self._runs.values() if r.session_id == session_id]:
+                del self._runs[run_id]
+            for event in self._events.pop(session_id, []):
+                del self._event_ids[event.id]
+
+    # -- runs -----------------------------------------------------------------------------------
+    def save_run(self, run: Run) -> None:
+        run = as_run(run)
+        with self._lock:
+            self._runs[run.id] = run
+
+    def get_run(self, run_id: str) -> Run:
+        check_id(run_id, "run_id")
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None:
+            raise StoreError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id!r}", {"run_id": run_id})
+        return run.model_copy(deep=True)
+
+    def list_runs(
+        self,
+        session_id: str,
+        *,
+        status: RunStatus | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Run]:
+        check_id(session_id, "session_id")
+        wanted = run_status_filter(status)
+        page = Page.of(limit, offset)
+        with self._lock:
+            runs = [
+                r
+                for r in self._runs.values()
+                if r.session_id == session_id and (wanted is None or r.status == wanted)
+            ]
+        runs.sort(key=lambda r: (r.started_at, r.id))
+        return [r.model_copy(deep=True) for r in page.apply(runs)]
+
+    def get_active_run(self, session_id: str) -> Run | None:
+        running = self.list_runs(session_id, status=RunStatus.RUNNING)
+        return running[-1] if running else None
+
+    # -- events ---------------------------------------------------------------------------------
+    def append_event(self, event: Event) -> None:
+        self.append_event_with_sequence(event)
+
+    def append_event_with_sequence(self, event: Event) -> Event:
+        return self.append_events([event])[0]
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        batch = as_events(events)
+        with self._lock:
+            stored = [self._store_event(event) for event in batch]
+            if stored:
+                self._appended.notify_all()
+        return [event.model_copy(deep=True) for event in stored]
+
+    def _store_event(self, event: Event) -> Event:
+        """Store one validated event, or return the stored copy of its id (IDEM-1, IDEM-3)."""
+        existing = self._event_ids.get(event.id)
+        if existing is not None:
+            return existing
+        log = self._events.setdefault(event.session_id, [])
+        stored = event.model_copy(update={"sequence_number": len(log) + 1}, deep=True)
+        log.append(stored)
+        self._event_ids[stored.id] = stored
+        return stored
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        checked = as_execution_result(result)
+        with self._lock:
+            self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
+            self._runs[checked.run.id] = checked.run.model_copy(deep=True)
+            for event in checked.events:
+                self._store_event(event)
+            if checked.events:
+                self._appended.notify_all()
+
+    def get_events(
+        self,
+        session_id: str,
+        *,
+        run_id: str | None = None,
+        type: EventType | str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+        wait_timeout_ms: int | None = None,
+    ) -> list[Event]:
+        check_id(session_id, "session_id")
+        query = EventQuery.of(
+            run_id=run_id,
+            type=type,
+            since=since,
+            after=after,
+            before=before,
+            limit=limit,
+            wait_timeout_ms=wait_timeout_ms,
+        )
+        deadline = time.monotonic() + (query.wait_timeout_ms or 0) / 1000
+        with self._lock:
+            while True:
+                found = query.apply(self._events.get(session_id, ()))
+                remaining = deadline - time.monotonic()
+                if found or query.limit == 0 or remaining <= 0:
+                    return [event.model_copy(deep=True) for event in found]
+                self._appended.wait(remaining)
+
+    def get_latest_sequence(self, session_id: str) -> int:
+        check_id(session_id, "session_id")
+        with self._lock:
+            return len(self._events.get(session_id, ()))
+
+
+class InMemoryArtifactStore:
+    """Artifacts as bytes in a dict; any non-empty string is a key of its own (ART-1, ART-2)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blobs: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        check_id_key(key)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StoreError(
+                ErrorCode.VALIDATION_ERROR,
+                f"artifact data must be bytes, got {type(data).__name__}",
+            )
+        with self._lock:
+            self._blobs[key] = bytes(data)
+
+    def get(self, key: str) -> bytes:
+        check_id_key(key)
+        with self._lock:
+            data = self._blobs.get(key)
+        if data is None:
+            raise StoreError(ErrorCode.NOT_FOUND, f"no artifact {key!r}", {"key": key})
+        return data
+
+    def delete(self, key: str) -> None:
+        check_id_key(key)
+        with self._lock:
+            self._blobs.pop(key, None)
+
+
+def check_id_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise StoreError(
+            ErrorCode.VALIDATION_ERROR, f"artifact key must be a non-empty string, got {key!r:.80}"
+        )
+    return key

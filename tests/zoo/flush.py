@@ -1,0 +1,104 @@
+"""Broken stores for the FLUSH rules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_asm_contract.model import ExecutionResult
+from pytest_asm_contract.validation import as_events, as_execution_result, as_run, as_session
+from reference_stores.memory import InMemorySessionStore
+
+
+class FlushOnlyEvents(InMemorySessionStore):
+    """flush appends the events but never saves the session and the run."""
+
+    BREAKS = ("FLUSH-1",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        self.append_events(as_execution_result(result).events)
+
+
+class FlushNotAtomic(InMemorySessionStore):
+    """flush saves the session and the run first and only then validates and appends the events,
+    so a rejected payload leaves the session and run changed."""
+
+    BREAKS = ("FLUSH-2",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        if isinstance(result, ExecutionResult):
+            self.save_session(result.session)
+            self.save_run(result.run)
+        super().flush(result)
+
+
+class FlushWithoutMembershipChecks(InMemorySessionStore):
+    """flush validates each part of an ExecutionResult but never checks that the run and the
+    events belong to the flushed session and run."""
+
+    BREAKS = ("FLUSH-2",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        if not isinstance(result, ExecutionResult):
+            super().flush(result)
+            return
+        session, run = as_session(result.session), as_run(result.run)
+        events = as_events(result.events)
+        with self._lock:
+            self._sessions[session.id] = session
+            self._runs[run.id] = run
+            for event in events:
+                self._store_event(event)
+            self._appended.notify_all()
+
+
+class FlushRawKeyError(InMemorySessionStore):
+    """flush indexes a mapping payload directly, so a mapping without session, run or events
+    escapes as a raw KeyError instead of validation_error."""
+
+    BREAKS = ("FLUSH-2", "PORT-3")
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        if isinstance(result, Mapping):
+            result = ExecutionResult.model_construct(
+                session=result["session"], run=result["run"], events=result["events"]
+            )
+        super().flush(result)
+
+
+class FlushStoresEventsTwice(InMemorySessionStore):
+    """flush inserts its events without the id check append uses, so a retried flush stores every
+    event a second time under a new number."""
+
+    BREAKS = ("FLUSH-4",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        checked = as_execution_result(result)
+        with self._lock:
+            self._sessions[checked.session.id] = checked.session
+            self._runs[checked.run.id] = checked.run
+            for event in checked.events:
+                log = self._events.setdefault(event.session_id, [])
+                stored = event.model_copy(update={"sequence_number": len(log) + 1}, deep=True)
+                log.append(stored)
+                self._event_ids[stored.id] = stored
+            self._appended.notify_all()
+
+
+class FlushVisibleInSteps(InMemorySessionStore):
+    """flush writes the session, the run and the events under separate locks (as three
+    transactions would), so a concurrent reader sees a half-done flush. (The pauses between the
+    steps widen the window.)"""
+
+    BREAKS = ("FLUSH-5",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        checked = as_execution_result(result)
+        with self._lock:
+            self._sessions[checked.session.id] = checked.session
+        time.sleep(0.002)
+        with self._lock:
+            self._runs[checked.run.id] = checked.run
+        time.sleep(0.002)
+        self.append_events(checked.events)
