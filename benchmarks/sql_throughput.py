@@ -1,0 +1,429 @@
+"""Throughput of the SQL reference store, next to the raw driver and to eventsourcing.
+
+One run on one machine, figures printed side by side:
+
+1. batch appends: ``append_events`` with batches of 100 events (one session) on SQLite and
+   PostgreSQL (and MariaDB when reachable), against the raw driver's ``executemany`` of the same
+   rows into the same table (pre-serialised rows, one transaction per batch: the floor the store
+   cannot beat), and against eventsourcing's application recorders (``insert_events`` of the
+   same number of stored events of one aggregate, same payload bytes);
+2. 8 threads of single ``append_event_with_sequence`` calls to one session, on PostgreSQL (and
+   the other backends for reference), checking that the numbers are exactly 1..n.
+
+Run it from the repository root:
+
+    .venv/bin/python benchmarks/sql_throughput.py
+
+The eventsourcing column needs the library, which is not a dependency of this project; install
+it in the same environment for the benchmark only:
+
+    .venv/bin/pip install "eventsourcing[postgres]"
+
+Servers default to the development services; override with ``--postgres-url`` and
+``--mysql-url`` (``--mysql-url ''`` or ``--postgres-url ''`` leaves one out). Targets: the store
+reaches at least 50 % of the raw driver on batches, and at least 1,000 events/s with 8 threads on
+PostgreSQL with no gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pytest_asm_contract.model import Event, EventType
+from reference_stores.sql import SqlSessionStore, codec, migrate
+from reference_stores.sql.schema import COLUMNS, version_table
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+EVENT_COLUMNS = COLUMNS["events"]
+
+
+def payload(i: int) -> dict[str, Any]:
+    return {
+        "i": i,
+        "role": "assistant",
+        "text": f"message {i}: the quick brown fox jumps over the lazy dog",
+        "tokens": {"input": 120 + i % 7, "output": 45},
+    }
+
+
+def make_batches(session_id: str, batches: int, size: int) -> list[list[Event]]:
+    return [
+        [
+            Event(type=EventType.MESSAGE_SENT, session_id=session_id, data=payload(b * size + i))
+            for i in range(size)
+        ]
+        for b in range(batches)
+    ]
+
+
+def timed(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def median_rate(events: int, runs: list[Callable[[], None]]) -> float:
+    """Events per second: the median over the runs (each run gets fresh tables)."""
+    return statistics.median(events / timed(run) for run in runs)
+
+
+# -- the store ----------------------------------------------------------------------------------
+def store_batches(url: str, batches: int, size: int, repeat: int) -> float:
+    def one() -> Callable[[], None]:
+        store = SqlSessionStore(url, isolated=True)
+        session_id = f"ses-{uuid.uuid4().hex}"
+        work = make_batches(session_id, batches, size)
+        store.append_events(make_batches(f"warm-{session_id}", 1, size)[0])
+
+        def run() -> None:
+            try:
+                for batch in work:
+                    store.append_events(batch)
+                assert store.get_latest_sequence(session_id) == batches * size
+            finally:
+                store.close()
+
+        return run
+
+    return median_rate(batches * size, [one() for _ in range(repeat)])
+
+
+# -- the raw driver -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def scratch_tables(url: str) -> Iterator[str]:
+    """The store's schema under a fresh prefix, dropped afterwards; yields the events table."""
+    prefix = f"raw{uuid.uuid4().hex[:8]}_"
+    migrate.upgrade(url, prefix)
+    try:
+        yield f"{prefix}events"
+    finally:
+        migrate.downgrade(url, prefix)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.begin() as connection:
+            sa.Table(version_table(prefix), sa.MetaData()).drop(connection, checkfirst=True)
+        engine.dispose()
+
+
+def raw_rows(batches: list[list[Event]], mysql: bool = False) -> list[list[tuple[Any, ...]]]:
+    out = []
+    number = 0
+    for batch in batches:
+        rows = []
+        for event in batch:
+            number += 1
+            row = codec.event_row(event, number)
+            values = tuple(row[c] for c in EVENT_COLUMNS)
+            if mysql:  # ids are VARBINARY (UTF-8 bytes) on MariaDB
+                values = tuple(
+                    v.encode() if c in ("id", "session_id", "run_id") and v else v
+                    for c, v in zip(EVENT_COLUMNS, values, strict=True)
+                )
+            rows.append(values)
+        out.append(rows)
+    return out
+
+
+def raw_batches(url: str, batches: int, size: int, repeat: int) -> float:
+    backend = sa.make_url(url).get_backend_name()
+    results = []
+    for _ in range(repeat):
+        work = raw_rows(make_batches(f"ses-{uuid.uuid4().hex}", batches, size), backend == "mysql")
+        with scratch_tables(url) as table:
+            columns = ", ".join(f'"{c}"' if backend != "mysql" else f"`{c}`" for c in EVENT_COLUMNS)
+            marks = ", ".join(["?" if backend == "sqlite" else "%s"] * len(EVENT_COLUMNS))
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+            connection = raw_connect(url)
+            try:
+                cursor = connection.cursor()
+
+                def run(
+                    cursor: Any = cursor,
+                    connection: Any = connection,
+                    sql: str = sql,
+                    work: list[list[tuple[Any, ...]]] = work,
+                ) -> None:
+                    for rows in work:
+                        if backend == "sqlite":
+                            cursor.execute("BEGIN")
+                        cursor.executemany(sql, rows)
+                        connection.commit()
+
+                results.append(batches * size / timed(run))
+            finally:
+                connection.close()
+    return statistics.median(results)
+
+
+def raw_connect(url: str) -> Any:
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        connection = sqlite3.connect(parsed.database or "", isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+    if backend == "postgresql":
+        import psycopg
+
+        return psycopg.connect(
+            host=parsed.host,
+            port=parsed.port or 5432,
+            user=parsed.username,
+            password=parsed.password or None,
+            dbname=parsed.database,
+        )
+    import pymysql  # type: ignore[import-untyped]
+
+    return pymysql.connect(
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username,
+        password=parsed.password or "",
+        database=parsed.database,
+        charset="utf8mb4",
+    )
+
+
+# -- eventsourcing ------------------------------------------------------------------------------
+def eventsourcing_batches(url: str, batches: int, size: int, repeat: int) -> float | None:
+    if importlib.util.find_spec("eventsourcing") is None:
+        return None
+    from eventsourcing.persistence import StoredEvent
+
+    backend = sa.make_url(url).get_backend_name()
+    results = []
+    for _ in range(repeat):
+        table = f"es_{uuid.uuid4().hex[:10]}"
+        recorder, cleanup = eventsourcing_recorder(url, table)
+        if recorder is None:
+            return None
+        try:
+            aggregate = uuid.uuid4()
+            data = make_batches("ses-es", batches, size)
+            work = [
+                [
+                    StoredEvent(
+                        originator_id=aggregate,
+                        originator_version=b * size + i + 1,
+                        topic="benchmarks:MessageSent",
+                        state=codec.dump_json(event.data).encode(),
+                    )
+                    for i, event in enumerate(batch)
+                ]
+                for b, batch in enumerate(data)
+            ]
+            warm_id = uuid.uuid4()
+            recorder.insert_events(
+                [StoredEvent(warm_id, i + 1, "benchmarks:Warm", b"{}") for i in range(size)]
+            )
+
+            def run(recorder: Any = recorder, work: Any = work) -> None:
+                for stored in work:
+                    recorder.insert_events(stored)
+
+            results.append(batches * size / timed(run))
+        finally:
+            cleanup()
+    del backend
+    return statistics.median(results)
+
+
+def eventsourcing_recorder(url: str, table: str) -> tuple[Any, Callable[[], None]]:
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+        datastore = SQLiteDatastore(db_name=parsed.database or "")
+        recorder = SQLiteApplicationRecorder(datastore, events_table_name=table)
+        recorder.create_table()
+        return recorder, lambda: drop(url, table)
+    if backend == "postgresql":
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+        pg_datastore = PostgresDatastore(
+            dbname=parsed.database or "",
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username or "",
+            password=parsed.password or "",
+            pool_size=2,
+        )
+        pg_recorder = PostgresApplicationRecorder(pg_datastore, events_table_name=table)
+        pg_recorder.create_table()
+
+        def cleanup() -> None:
+            pg_datastore.close()
+            drop(url, table)
+
+        return pg_recorder, cleanup
+    return None, lambda: None
+
+
+def drop(url: str, table: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        sa.Table(table, sa.MetaData()).drop(connection, checkfirst=True)
+    engine.dispose()
+
+
+# -- threads ------------------------------------------------------------------------------------
+def threaded_singles(url: str, threads: int, per_thread: int) -> tuple[float, int, int]:
+    """Events/s of ``threads`` threads appending one event at a time; (rate, gaps, repeats)."""
+    store = SqlSessionStore(url, isolated=True)
+    try:
+        session_id = f"ses-{uuid.uuid4().hex}"
+        store.append_event_with_sequence(Event(type=EventType.SESSION_CREATED, session_id="warm"))
+        start_line = threading.Barrier(threads + 1)
+        numbers: list[list[int]] = [[] for _ in range(threads)]
+
+        def work(index: int) -> None:
+            events = [
+                Event(type=EventType.MESSAGE_SENT, session_id=session_id, data=payload(i))
+                for i in range(per_thread)
+            ]
+            start_line.wait()
+            for event in events:
+                numbers[index].append(store.append_event_with_sequence(event).sequence_number or 0)
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        start_line.wait()
+        began = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - began
+        total = threads * per_thread
+        stored = [e.sequence_number for e in store.get_events(session_id)]
+        returned = sorted(n for per in numbers for n in per)
+        gaps = len(set(range(1, total + 1)) - set(stored))
+        repeats = len(returned) - len(set(returned)) + (len(stored) - len(set(stored)))
+        return total / elapsed, gaps, repeats
+    finally:
+        store.close()
+
+
+def commit_latency_ms(url: str, samples: int = 50) -> float:
+    """Median time of a one-row UPDATE and its COMMIT on an otherwise idle connection."""
+    table = f"lat_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    metadata = sa.MetaData()
+    probe = sa.Table(
+        table,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.BigInteger),
+    )
+    metadata.create_all(engine)
+    try:
+        with engine.connect() as connection:
+            connection.execute(probe.insert().values(id=1, n=0))
+            connection.commit()
+            times = []
+            for _ in range(samples):
+                start = time.perf_counter()
+                connection.execute(probe.update().values(n=probe.c.n + 1))
+                connection.commit()
+                times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+# -- the report ---------------------------------------------------------------------------------
+def reachable(url: str) -> bool:
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception as error:
+        print(f"  (skipping {sa.make_url(url).get_backend_name()}: {str(error).splitlines()[0]})")
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument("--mysql-url", default=MYSQL_URL)
+    parser.add_argument("--batches", type=int, default=50, help="batches per run (default 50)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--per-thread", type=int, default=250)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="asm-bench-"))
+    backends = {"sqlite": f"sqlite:///{scratch / 'bench.db'}"}
+    for name, url in (("postgresql", args.postgres_url), ("mariadb", args.mysql_url)):
+        if url and reachable(url):
+            backends[name] = url
+    migrate.upgrade(backends["sqlite"])  # the store's own tables in the SQLite file
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
+    for name, url in backends.items():
+        if name != "sqlite":
+            print(f"  {name}: commit of a one-row update takes {commit_latency_ms(url):.2f} ms")
+    has_es = importlib.util.find_spec("eventsourcing") is not None
+    n = args.batches * args.batch_size
+    print(
+        f"batch appends: {args.batches} batches of {args.batch_size} events (one session), "
+        f"{n} events per run, median of {args.repeat} runs; events/s"
+    )
+    if not has_es:
+        print(
+            "  eventsourcing is not installed: its column is skipped. Install it with: "
+            '.venv/bin/pip install "eventsourcing[postgres]"'
+        )
+    header = f"{'backend':<11} {'store':>10} {'raw executemany':>16} {'store/raw':>10}"
+    header += f" {'eventsourcing':>14}"
+    print(header)
+    for name, url in backends.items():
+        store_rate = store_batches(url, args.batches, args.batch_size, args.repeat)
+        raw_rate = raw_batches(url, args.batches, args.batch_size, args.repeat)
+        es_rate = (
+            eventsourcing_batches(url, args.batches, args.batch_size, args.repeat)
+            if has_es
+            else None
+        )
+        es_text = f"{es_rate:>14,.0f}" if es_rate is not None else f"{'n/a':>14}"
+        print(
+            f"{name:<11} {store_rate:>10,.0f} {raw_rate:>16,.0f} {store_rate / raw_rate:>10.0%}"
+            f" {es_text}"
+        )
+
+    print(
+        f"\n{args.threads} threads x {args.per_thread} single append_event_with_sequence calls "
+        "to one session; events/s"
+    )
+    print(f"{'backend':<11} {'events/s':>10} {'gaps':>6} {'repeats':>8}")
+    for name, url in backends.items():
+        rate, gaps, repeats = threaded_singles(url, args.threads, args.per_thread)
+        print(f"{name:<11} {rate:>10,.0f} {gaps:>6} {repeats:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The SQL reference store: SQLAlchemy 2 Core on SQLite (default), PostgreSQL and MariaDB/MySQL.
+
+    from reference_stores.sql import SqlSessionStore
+    store = SqlSessionStore()                                   # temporary SQLite file
+    store = SqlSessionStore("postgresql+psycopg://user@host/db") # schema must be migrated
+
+Importing this package never needs SQLAlchemy (contract DEP-1); building a store without it
+raises ``dependency_not_available`` naming the ``sql`` extra. The store module is loaded on first
+access, so ``python -m reference_stores.sql`` (the migration command) starts quickly. See
+docs/reference-stores.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reference_stores.sql.store import SqlSessionStore
+
+__all__ = ["SqlSessionStore"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SqlSessionStore":
+        return importlib.import_module("reference_stores.sql.store").SqlSessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

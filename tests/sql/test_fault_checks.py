@@ -1,0 +1,88 @@
+"""The kit's FLUSH-3 check, through the SQL store's fault hook, catches broken SQL stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_asm_contract import rule
+from pytest_asm_contract.faults import fault_injector, sql_is_write
+from pytest_asm_contract.suite.builders import a_session, some_events
+from reference_stores.sql import SqlSessionStore
+from tests.sql import broken
+from tests.sql.conftest import server_url
+
+#: broken store -> the server it runs on (None: the embedded SQLite default). Reserving numbers
+#: in a second transaction cannot even run on SQLite, where the first holds the write lock.
+BROKEN = {
+    "SplitFlushStore": None,
+    "RawErrorStore": None,
+    "CounterOutsideTransactionStore": "postgresql",
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_sql_store_fails_flush_3(pytester: pytest.Pytester, name: str) -> None:
+    store_class = getattr(broken, name)
+    server = BROKEN[name]
+    options = []
+    if server is not None:
+        options = [f"--asm-store-option=url={server_url(server)}", "--asm-store-option=isolated=1"]
+    result = pytester.runpytest(
+        f"--asm-store=tests.sql.broken:{name}",
+        *options,
+        "--asm-rules=FLUSH-3",
+        "--asm-report=report",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    )
+    report = json.loads((pytester.path / "report.json").read_text())
+    statuses = {r["id"]: r["status"] for r in report["rules"]}
+    assert result.ret == 1
+    assert [r for r in store_class.BREAKS if statuses[r] != "failed"] == [], statuses
+
+
+def test_the_hook_returns_the_engine_every_write_goes_through() -> None:
+    with SqlSessionStore() as store:
+        injector = fault_injector(store)
+        assert injector is not None
+        session = a_session()
+        with injector.counting() as plan:
+            store.save_session(session)
+            store.append_events(some_events(session, 3))
+            store.delete_session(session.id)
+        # one upsert; counter and one executemany insert; four deletes
+        assert plan.writes_seen == 1 + 2 + 4
+
+
+@rule("FLUSH-3")
+def test_one_store_fault_hook_does_not_reach_another_on_the_same_engine(pg_url: str) -> None:
+    with (
+        SqlSessionStore(pg_url, isolated=True) as first,
+        SqlSessionStore(pg_url, isolated=True) as second,
+    ):
+        injector = fault_injector(first)
+        assert injector is not None
+        with injector.failing_write(1) as plan:
+            second.save_session(a_session())
+        assert not plan.fired and plan.writes_seen == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "write"),
+    [
+        ("INSERT INTO t VALUES (1)", True),
+        ("  update t set a = 1", True),
+        ("/* c */ DELETE FROM t", True),
+        ("-- c\nREPLACE INTO t VALUES (1)", True),
+        ("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", True),
+        ("SELECT 1", False),
+        ("SELECT last FROM t FOR UPDATE", False),
+        ("BEGIN IMMEDIATE", False),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+    ],
+)
+def test_write_statements_are_recognised(statement: str, write: bool) -> None:
+    assert sql_is_write(statement) is write
