@@ -1,0 +1,113 @@
+"""IDEM-1, IDEM-4, FLUSH-4 under retries: writes that happened, but whose caller was told not.
+
+Writer threads make their calls as a careful client does: a write that fails with an error that
+may hide a completed write is retried with the same ids, at once or later in the workload. The
+failures are injected (``pytest_asm_contract.ambiguous``): around the store object for every store
+(the reply lost, the request lost, or a timeout while the first attempt keeps running and races
+its retry), and below the store through its fault hook (a SQL COMMIT that succeeds but whose reply
+is lost; an S3 write that succeeds but times out). The recorded history must show every id stored
+once, each retry answered with the events as first stored, and all of it explained by a serial
+order (docs/histories.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_asm_contract import rule
+from pytest_asm_contract.ambiguous import (
+    STORAGE_RETRY,
+    AmbiguousStore,
+    RetryingClient,
+    backend_ambiguity,
+)
+from pytest_asm_contract.faults import HOOK, FaultHookError
+from pytest_asm_contract.history import check_history, format_report, violated_rules
+from pytest_asm_contract.marks import mark_violated
+from pytest_asm_contract.workloads import (
+    Shape,
+    WorkloadError,
+    derive_seed,
+    make_plan,
+    replay_command,
+    run_in_threads,
+)
+
+#: (histories, shape) per profile.
+SHAPES: dict[str, tuple[int, Shape]] = {
+    "quick": (2, Shape(sessions=2, writers=4, readers=1, phases=3, ops_per_phase=5)),
+    "ci": (3, Shape(sessions=2, writers=6, readers=1, phases=3, ops_per_phase=6)),
+    "deep": (20, Shape(sessions=3, writers=8, readers=2, phases=5, ops_per_phase=8)),
+}
+#: Smaller: every injected failure costs the store a real round trip to its backend and a retry.
+BACKEND_SHAPES: dict[str, tuple[int, Shape]] = {
+    "quick": (1, Shape(sessions=2, writers=4, readers=1, phases=2, ops_per_phase=4)),
+    "ci": (2, Shape(sessions=2, writers=4, readers=1, phases=3, ops_per_phase=4)),
+    "deep": (10, Shape(sessions=2, writers=6, readers=1, phases=4, ops_per_phase=6)),
+}
+
+
+def _check(request: pytest.FixtureRequest, history: Any, injected: int, selector: str) -> None:
+    violations = check_history(history)
+    if violations:
+        mark_violated(request.node, *violated_rules(violations))
+        text = format_report(history, violations, replay_command(request.config, selector))
+        pytest.fail(f"{text}\n({injected} ambiguous failures injected)", pytrace=False)
+
+
+class TestAmbiguousFailures:
+    @rule("IDEM-1", "IDEM-4", "FLUSH-4")
+    def test_retries_after_lost_replies_and_timeouts_store_each_event_once(
+        self, request: pytest.FixtureRequest, asm_store: Any, asm_seed: int, asm_profile: str
+    ) -> None:
+        histories, shape = SHAPES[asm_profile]
+        name = "test_retries_after_lost_replies"
+        injected = 0
+        for index in range(histories):
+            seed = derive_seed(asm_seed, name, index)
+            wrapper = AmbiguousStore(asm_store, seed)
+            client = RetryingClient(seed=seed)
+            plan = make_plan(shape, seed, tag=f"amb{index}")
+            try:
+                history = run_in_threads(wrapper, plan, invoke=client, after_writers=wrapper.join)
+            except WorkloadError as error:
+                pytest.fail(f"{error} (seed {seed})", pytrace=False)
+            wrapper.attach(history.calls)
+            injected += sum(wrapper.injected.values())
+            _check(request, history, injected, name)
+        assert injected > 0, "the workload injected no ambiguous failure; the check proved nothing"
+
+    @rule("IDEM-1", "IDEM-4", "FLUSH-4")
+    def test_retries_after_backend_failures_store_each_event_once(
+        self, request: pytest.FixtureRequest, asm_store: Any, asm_seed: int, asm_profile: str
+    ) -> None:
+        histories, shape = BACKEND_SHAPES[asm_profile]
+        name = "test_retries_after_backend_failures"
+        injected = 0
+        for index in range(histories):
+            seed = derive_seed(asm_seed, name, index)
+            try:
+                ambiguity = backend_ambiguity(asm_store, seed)
+            except FaultHookError as error:
+                pytest.fail(str(error), pytrace=False)
+            if ambiguity is None:
+                pytest.skip(
+                    f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine or "
+                    "botocore client), so the kit cannot fail its backend writes after they took "
+                    "effect; the wrapper-level check still runs. See docs/fault-injection.md"
+                )
+            client = RetryingClient(retry_on=STORAGE_RETRY, seed=seed)
+            plan = make_plan(shape, seed, tag=f"bamb{index}")
+            try:
+                with ambiguity.armed():
+                    history = run_in_threads(asm_store, plan, invoke=client)
+            except WorkloadError as error:
+                pytest.fail(f"{error} (seed {seed})", pytrace=False)
+            injected += ambiguity.injected
+            _check(request, history, injected, name)
+        assert injected > 0, (
+            f"no write through the target of {HOOK}() was failed; the hook must return what the "
+            "store writes through"
+        )
