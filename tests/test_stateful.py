@@ -1,0 +1,148 @@
+"""The state machine alone catches every sequence-only broken store, with a short reproduction.
+
+Each broken store in ``tests/zoo/sequences.py`` runs against the stateful suite module only
+(``--asm-profile=ci``, a fixed seed): the run must fail, the report must mark the store's
+``BREAKS`` rules failed, the reproduction must take at most ten store calls, and the reproducer
+file written to ``--asm-repro-dir`` must fail on its own. The correct stores must pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import pytest_asm_contract.suite.test_stateful as stateful_module
+from pytest_asm_contract.stateful import STATEFUL_RULES
+from tests.zoo import mutants
+
+STATEFUL_TEST = str(Path(stateful_module.__file__))
+SEQUENCE_MUTANTS = [(t, c) for t, c in mutants() if t.startswith("tests.zoo.sequences:")]
+SEED = 1
+MAX_STEPS = 10
+STEP_STARTS = ("store.", "result = store.", "with pytest.raises(")
+
+
+def run_stateful(pytester: pytest.Pytester, store: str, *extra: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        STATEFUL_TEST,
+        f"--asm-store={store}",
+        "--asm-profile=ci",
+        f"--asm-seed={SEED}",
+        "--asm-report=report",
+        "--asm-repro-dir=repro",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    )
+
+
+def statuses(pytester: pytest.Pytester) -> dict[str, str]:
+    report = json.loads((pytester.path / "report.json").read_text())
+    return {r["id"]: r["status"] for r in report["rules"]}
+
+
+def reproduction_steps(source: str) -> list[str]:
+    """The store calls of a reproducer file's test body, one per step."""
+    body = source.split("_reproduction(store):", 1)[1]
+    return [
+        line.strip()
+        for line in body.splitlines()
+        if line.startswith("    ")
+        and not line.startswith("     ")
+        and line.strip().startswith(STEP_STARTS)
+    ]
+
+
+def test_there_are_enough_sequence_mutants() -> None:
+    assert len(SEQUENCE_MUTANTS) >= 10
+
+
+@pytest.mark.parametrize(
+    ("target", "store_class"), SEQUENCE_MUTANTS, ids=[t for t, _ in SEQUENCE_MUTANTS]
+)
+def test_state_machine_alone_catches_sequence_bug(
+    pytester: pytest.Pytester, target: str, store_class: type
+) -> None:
+    result = run_stateful(pytester, target)
+    output = result.stdout.str()
+    assert result.ret == 1, output
+    found = statuses(pytester)
+    missed = [rule for rule in store_class.BREAKS if found[rule] != "failed"]
+    assert not missed, f"{target} ({store_class.__doc__}) not caught on {missed}:\n{output}"
+    for rule_id in store_class.BREAKS:
+        assert f"{rule_id} violated" in output
+
+    files = {path.name: path for path in (pytester.path / "repro").glob("test_asm_repro_*.py")}
+    for rule_id in store_class.BREAKS:
+        name = f"test_asm_repro_{rule_id.lower().replace('-', '_')}.py"
+        assert name in files, f"no reproducer for {rule_id}: {sorted(files)}"
+        steps = reproduction_steps(files[name].read_text())
+        assert 1 <= len(steps) <= MAX_STEPS, "\n".join(steps)
+        rerun = pytester.runpytest(str(files[name]), "-p", "no:cacheprovider")
+        assert rerun.ret == 1, f"the reproducer for {rule_id} passes:\n{rerun.stdout.str()}"
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        "reference_stores.memory:InMemorySessionStore",
+        "tests.strict_store:StrictInMemorySessionStore",
+    ],
+)
+def test_correct_stores_pass_the_state_machine(pytester: pytest.Pytester, store: str) -> None:
+    result = run_stateful(pytester, store, "-v")
+    assert result.ret == 0, result.stdout.str()
+    found = statuses(pytester)
+    assert {found[rule] for rule in STATEFUL_RULES} == {"passed"}
+    result.stdout.fnmatch_lines(["*asm-contract stateful coverage:*", "*flush stored*"])
+
+
+def test_only_the_violated_rules_are_marked_failed(pytester: pytest.Pytester) -> None:
+    run_stateful(pytester, "tests.zoo.sequences:LatestSequenceIgnoresFlush")
+    found = statuses(pytester)
+    failed = {rule for rule in STATEFUL_RULES if found[rule] == "failed"}
+    assert failed == {"SEQ-2"}
+
+
+def test_failure_message_names_rule_and_statement(pytester: pytest.Pytester) -> None:
+    result = run_stateful(pytester, "tests.zoo.sequences:CounterNotResetOnDelete")
+    result.stdout.fnmatch_lines(
+        [
+            "*SES-4 violated (MUST): delete_session removes the session with all its runs*",
+            "*What happened:*",
+            "*Shortest sequence found (* store calls; it fails against a fresh store):*",
+            "*store.delete_session(*",
+            "*Replay this search: pytest --asm-store=tests.zoo.sequences:CounterNotResetOnDelete*",
+        ]
+    )
+
+
+def test_a_run_that_exercises_too_little_fails(pytester: pytest.Pytester) -> None:
+    # A conftest only applies to tests below it: collect the suite's test from a local module.
+    pytester.makeconftest(
+        """
+        import pytest
+        from hypothesis import settings
+
+        @pytest.fixture(scope="session")
+        def asm_hypothesis_settings():
+            return settings(max_examples=1, deadline=None)
+        """
+    )
+    pytester.makepyfile(
+        test_local="from pytest_asm_contract.suite.test_stateful import "
+        "test_store_follows_the_contract_model  # noqa: F401\n"
+    )
+    result = pytester.runpytest(
+        "test_local.py",
+        "--asm-store=reference_stores.memory:InMemorySessionStore",
+        "--asm-report=report",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*vacuous pass refused*never got to*"])
+    found = statuses(pytester)
+    assert "failed" in {found[rule] for rule in STATEFUL_RULES}
