@@ -137,28 +137,22 @@ class Limits:
         )
 
     def check_events(self, events: Iterable[Event]) -> None:
-        nul_allowed = self.nul_allowed
         for index, event in enumerate(events):
-            fields = event.__dict__
-            for name in _EVENT_TEXT_FIELDS:
-                value = fields[name]
-                # ASCII text always encodes; only NUL can stand in the way (PostgreSQL).
-                if value is None or (value.isascii() and (nul_allowed or "\x00" not in value)):
-                    continue
-                self._check_event(index, event)
-
-    def _check_event(self, index: int, event: Event) -> None:
-        try:
-            self.check((f"event.{name}", event.__dict__[name]) for name in _EVENT_TEXT_FIELDS)
-        except Exception as error:
-            details = getattr(error, "details", None)
-            if isinstance(details, dict):
-                details.setdefault("index", index)
-            raise
-
-
-#: The plain string columns of an event, checked by ``Limits.check_events``.
-_EVENT_TEXT_FIELDS = ("id", "session_id", "run_id", "provider", "correlation_id")
+            try:
+                self.check(
+                    (
+                        ("event.id", event.id),
+                        ("event.session_id", event.session_id),
+                        ("event.run_id", event.run_id),
+                        ("event.provider", event.provider),
+                        ("event.correlation_id", event.correlation_id),
+                    )
+                )
+            except Exception as error:
+                details = getattr(error, "details", None)
+                if isinstance(details, dict):
+                    details.setdefault("index", index)
+                raise
 
 
 def session_row(session: Session) -> dict[str, Any]:
@@ -248,42 +242,6 @@ def event_row(event: Event, sequence_number: int) -> dict[str, Any]:
         "provider": event.provider,
         "correlation_id": event.correlation_id,
     }
-
-
-#: The column order of ``event_values``.
-EVENT_COLUMNS = (
-    "id",
-    "session_id",
-    "sequence_number",
-    "type",
-    "timestamp",
-    "run_id",
-    "data",
-    "metadata",
-    "schema_version",
-    "provider",
-    "correlation_id",
-)
-
-
-def event_values(event: Event, sequence_number: int) -> tuple[Any, ...]:
-    """``event_row`` as a tuple in ``EVENT_COLUMNS`` order, for a positional executemany."""
-    fields = event.__dict__
-    metadata = fields["metadata"]
-    timestamp = fields["timestamp"] - EPOCH
-    return (
-        fields["id"],
-        fields["session_id"],
-        sequence_number,
-        fields["type"]._value_,
-        (timestamp.days * 86_400 + timestamp.seconds) * 1_000_000 + timestamp.microseconds,
-        fields["run_id"],
-        dump_json(fields["data"]),
-        dump_json(metadata) if metadata else "{}",
-        fields["schema_version"],
-        fields["provider"],
-        fields["correlation_id"],
-    )
 
 
 def event_from_row(row: Mapping[Any, Any]) -> Event:
