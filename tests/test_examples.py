@@ -98,7 +98,10 @@ def test_the_buggy_copy_fails_on_its_two_bugs(tmp_path: Path) -> None:
     done, rules = _suite(project)
     assert done.returncode == 1, done.stdout[-5000:]
     failed = {rule_id for rule_id, rule in rules.items() if rule["status"] == "failed"}
-    assert {"EVT-3", "SEQ-1", "CONC-1"} <= failed, done.stdout[-5000:]
+    # The strict `since` fails EVT-3 every time; the race on sequence numbers fails some of the
+    # concurrent checks, but which ones varies from run to run (docs/troubleshooting.md says so).
+    assert "EVT-3" in failed, done.stdout[-5000:]
+    assert failed & (BUGGY_RULES - {"EVT-3"}), done.stdout[-5000:]
     assert failed <= BUGGY_RULES, f"unrelated rules failed: {sorted(failed - BUGGY_RULES)}"
     assert "likely mistake: since strict (>) instead of inclusive (>=)" in done.stdout
     assert "UNIQUE constraint failed: events.session_id, events.sequence_number" in done.stdout
