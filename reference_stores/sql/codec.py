@@ -228,20 +228,41 @@ def run_from_row(row: Mapping[Any, Any]) -> Run:
     )
 
 
+#: The order of ``event_values``; the store's INSERT of events takes its parameters this way.
+EVENT_COLUMNS = (
+    "id",
+    "session_id",
+    "sequence_number",
+    "type",
+    "timestamp",
+    "run_id",
+    "data",
+    "metadata",
+    "schema_version",
+    "provider",
+    "correlation_id",
+)
+
+
+def event_values(event: Event, sequence_number: int) -> tuple[Any, ...]:
+    """The event's row as a tuple in ``EVENT_COLUMNS`` order (no dict per row on the hot path)."""
+    return (
+        event.id,
+        event.session_id,
+        sequence_number,
+        event.type.value,
+        to_micros(event.timestamp),
+        event.run_id,
+        dump_json(event.data),
+        dump_json(event.metadata),
+        event.schema_version,
+        event.provider,
+        event.correlation_id,
+    )
+
+
 def event_row(event: Event, sequence_number: int) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "session_id": event.session_id,
-        "sequence_number": sequence_number,
-        "type": event.type.value,
-        "timestamp": to_micros(event.timestamp),
-        "run_id": event.run_id,
-        "data": dump_json(event.data),
-        "metadata": dump_json(event.metadata),
-        "schema_version": event.schema_version,
-        "provider": event.provider,
-        "correlation_id": event.correlation_id,
-    }
+    return dict(zip(EVENT_COLUMNS, event_values(event, sequence_number), strict=True))
 
 
 def event_from_row(row: Mapping[Any, Any]) -> Event:
