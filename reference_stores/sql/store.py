@@ -448,13 +448,17 @@ class SqlSessionStore:
         t = self._t
 
         def delete(connection: sa.Connection) -> None:
-            # Lock order: session row, then the counter (as flush does); the counter is deleted
-            # before the events so that an append holding it commits first and its events are
-            # seen, and deleted, by the statements that follow.
+            # Lock order: session row, then the counter (as flush does). The counter row is
+            # locked (created if missing, by adding 0) before the events are deleted: an append
+            # holding it commits first and its events are deleted below; any other append waits
+            # for this transaction and numbers from 1 after it. Deleting a missing counter row
+            # would lock nothing, and an append committed in between would lose its event here
+            # but leave its counter behind: a hole at 1 (tests/sql/test_races.py).
             connection.execute(t.sessions.delete().where(t.sessions.c.id == session_id))
-            connection.execute(t.sequences.delete().where(t.sequences.c.session_id == session_id))
+            self._reserve(connection, session_id, 0)
             connection.execute(t.events.delete().where(t.events.c.session_id == session_id))
             connection.execute(t.runs.delete().where(t.runs.c.session_id == session_id))
+            connection.execute(t.sequences.delete().where(t.sequences.c.session_id == session_id))
 
         self._write("delete_session", delete)
 
