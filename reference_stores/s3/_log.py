@@ -6,7 +6,7 @@ order. Every ``snapshot_interval``-th record also carries the whole state before
 never needs more than one snapshot and ``snapshot_interval`` records. A record of a batch over
 several sessions names its transaction (``xtx``) and counts only once that transaction's decision
 object says "commit"; an aborted one is skipped. The record format (``FORMAT``, ``check_record``,
-``encode_record``) is shared with the claim log (``_claims``); ``_logs`` reads and commits both.
+``encode_record``) is shared with the claim log (``_claims``); ``_logstore`` reads and commits both.
 See docs/s3-protocol.md.
 """
 

@@ -54,7 +54,7 @@ from reference_stores.s3._backend import (
 )
 from reference_stores.s3._claims import Claim, ClaimState, Marker, Outcome
 from reference_stores.s3._log import SessionState
-from reference_stores.s3._logs import Log, LogStore, Plan, backoff, timed_out
+from reference_stores.s3._logstore import Log, LogStore, Plan, backoff, timed_out
 
 __all__ = ["Claim", "Claimed", "Plan", "S3SessionStore"]
 
