@@ -4,13 +4,15 @@ Usage: python benchmarks/s3_cost.py [--endpoint-url URL] [--interval N]
 
 Without --endpoint-url it starts an in-process moto S3 server (serialized request handling, port 0).
 Every HTTP request the store's client sends is counted (the ``before-send`` event, so retries
-count), by operation, and PUTs by what they write: the session log, event-id claims, or other
-markers. Figures are request counts, not times, so they do not depend on the machine.
+count), by operation, and PUTs by what they write: a session log, the claim log (event ids), or
+other markers. Figures are request counts, not times, so they do not depend on the machine.
 
 Cases:
   - appending one batch of 1, 10 and 100 new events to a session, from a warm instance;
   - reading a session's events after 10, 100 and 1,000 commits: cold (a fresh instance), tailing
-    with ``after`` when nothing is new, and tailing after one more commit.
+    with ``after`` when nothing is new, and tailing after one more commit;
+  - appending one batch of 1, 10 and 100 new events to a new session from a cold instance (a fresh
+    one), which first reads the claim log (by then over a thousand records long).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class PutKinds:
     def _seen(self, params: dict[str, Any], **_: Any) -> None:
         kind = str(params.get("Key", ""))[len(self.prefix) :].split("/", 1)[0]
         self.kinds[
-            {"s": "log", "i": "id claim", "x": "session index", "r": "run marker"}.get(kind, kind)
+            {"s": "log", "c": "claim log", "x": "session index", "r": "run marker"}.get(kind, kind)
         ] += 1
 
     def __enter__(self) -> PutKinds:
@@ -123,6 +125,16 @@ def main() -> None:
             print(f"  {commits:4d} commits, tail, one new commit:  {describe(counter)}")
             for instance in (tail, cold):
                 instance.close()
+
+        # By now the claim log holds over a thousand records: a cold writer reads a bounded part.
+        print("\nappend_events, one batch of new events to a new session (cold instance):")
+        for size in (1, 10, 100):
+            fresh = store()
+            target = fresh.asm_fault_target()
+            with RequestCounter(target) as counter, PutKinds(target, prefix) as puts:
+                fresh.append_events(events(f"cold-{size}", size))
+            print(f"  batch of {size:3d}: {describe(counter, puts)}")
+            fresh.close()
         writer.close()
     finally:
         if server is not None:

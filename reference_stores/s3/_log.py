@@ -5,7 +5,8 @@ holding a list of operations; the state of the session is the result of applying
 order. Every ``snapshot_interval``-th record also carries the whole state before it, so a reader
 never needs more than one snapshot and ``snapshot_interval`` records. A record of a batch over
 several sessions names its transaction (``xtx``) and counts only once that transaction's decision
-object says "commit"; an aborted one is skipped.
+object says "commit"; an aborted one is skipped. The record format (``FORMAT``, ``check_record``,
+``encode_record``) is shared with the claim log (``_claims``); ``_logstore`` reads and commits both.
 See docs/s3-protocol.md.
 """
 
@@ -36,7 +37,7 @@ def _json_default(value: object) -> str:
 
 
 def _corrupt(message: str, **details: Any) -> StoreError:
-    return StoreError(ErrorCode.STORAGE_READ_FAILED, f"unreadable session log: {message}", details)
+    return StoreError(ErrorCode.STORAGE_READ_FAILED, f"unreadable log: {message}", details)
 
 
 @dataclasses.dataclass
@@ -72,19 +73,13 @@ class SessionState:
         )
 
     # -- applying records (mutates: call on an evolved copy) ------------------------------------
-    def apply(self, record: Mapping[str, Any], session_id: str, skip: bool = False) -> None:
-        """Apply the next record; ``skip`` (an aborted batch) only moves past its position."""
-        pos = record.get("pos")
-        if record.get("v") != FORMAT or record.get("session_id") != session_id:
-            raise _corrupt(
-                "record of another format or session", position=pos, session_id=session_id
-            )
-        if pos != self.pos + 1:
-            raise _corrupt(f"expected position {self.pos + 1}, read {pos}", position=pos)
+    def apply(self, record: Mapping[str, Any], skip: bool = False) -> None:
+        """Apply the next record (checked by ``check_record``); ``skip`` (an aborted batch)
+        only moves past its position."""
         if not skip:
             for op in record["ops"]:
                 self._apply_op(op)
-        self.pos = pos
+        self.pos = int(record["pos"])
 
     def _apply_op(self, op: Mapping[str, Any]) -> None:
         kind = op["t"]
@@ -164,6 +159,16 @@ def revoke_op(claims: Iterable[str]) -> dict[str, Any]:
 
 def delete_op() -> dict[str, Any]:
     return {"t": "delete"}
+
+
+def check_record(record: Mapping[str, Any], ident: tuple[str, str], pos: int) -> None:
+    """``record`` must be of this format, name its log (``ident``) and sit at ``pos``."""
+    key, value = ident
+    found = record.get("pos")
+    if record.get("v") != FORMAT or record.get(key) != value:
+        raise _corrupt("record of another format or log", position=found, **{key: value})
+    if found != pos:
+        raise _corrupt(f"expected position {pos}, read {found}", position=found)
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:

@@ -2,27 +2,21 @@
 
 Every change to a session is one immutable object at the session's next log position, created with
 ``put_object(IfNoneMatch='*')``: of several racing writers exactly one creates it, the others
-re-read the log and try again at the following position. Event ids are claimed globally with
-conditional-create marker objects before they are committed. The full protocol, including recovery
-after a crashed writer, is in docs/s3-protocol.md.
+re-read the log and try again at the following position. Event ids are claimed globally through
+one claim log, one record per batch, before they are committed. The full protocol, including
+recovery after a crashed writer, is in docs/s3-protocol.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
-import functools
-import json
 import os
-import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, overload
+from datetime import datetime
+from typing import Any
 
 from pytest_asm_contract.errors import ErrorCode, StoreError
 from pytest_asm_contract.model import (
@@ -45,75 +39,45 @@ from pytest_asm_contract.validation import (
     run_status_filter,
     session_status_filter,
 )
-from reference_stores.s3 import _log
+from reference_stores.s3 import _claims, _log
 from reference_stores.s3._backend import (
     DEFAULT_BUCKET,
     ENV_BUCKET,
     encode_name,
     ensure_bucket,
     flag,
-    is_conflict,
-    is_not_found,
     make_client,
     new_prefix,
     normalise_prefix,
     number,
     translated,
 )
+from reference_stores.s3._claims import Claim, ClaimState, Marker, Outcome
 from reference_stores.s3._log import SessionState
+from reference_stores.s3._logstore import Log, LogStore, Plan, backoff, timed_out
 
-T = TypeVar("T")
-
-#: Log positions are stored as ``MAX_POSITION - pos`` (19 digits), so a listing, which S3 returns
-#: in ascending key order, starts with the newest record.
-MAX_POSITION = 10**19 - 1
-RECORD_CACHE_SIZE = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """This session may store the event id under claim ``claim`` taken in generation ``gen``."""
-
-    claim: str
-    gen: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Foreign:
-    """The event id is already stored under another session, as ``event``."""
-
-    event: Event
+__all__ = ["Claim", "Claimed", "Plan", "S3SessionStore"]
 
 
 @dataclasses.dataclass
-class Plan:
-    """What a commit attempt decided: the operations to write (None: nothing to write)."""
+class Claimed:
+    """What claiming got: claims by session and id, and the ids stored under other sessions."""
 
-    ops: list[dict[str, Any]] | None = None
-    reclaim: frozenset[str] = frozenset()
-    foreign: Event | None = None
-
-
-class _Entry:
-    """Per-session cache: the newest state this instance knows, and a lock for its writers.
-
-    Reads of one session by many threads share refreshes: a read waits for a refresh that
-    started after the read did (so it still sees every write completed before it began), and at
-    most one refresh per session is in flight.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.refreshed = threading.Condition(self.lock)
-        self.write_lock = threading.Lock()
-        self.state = SessionState()
-        self.loaded = False
-        self.started = 0  # refreshes started
-        self.completed = 0  # the newest refresh (by start order) that completed
-        self.inflight = False
+    claims: dict[str, dict[str, Claim]] = dataclasses.field(default_factory=dict)
+    foreign: dict[str, Event] = dataclasses.field(default_factory=dict)
 
 
-class S3SessionStore:
+@dataclasses.dataclass
+class _ClaimRequest:
+    """One thread's ids to claim, waiting to be written with other threads' in one record."""
+
+    wanted: Mapping[str, Sequence[str]]
+    done: bool = False
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+class S3SessionStore(LogStore):
     """Session store on S3. See docs/s3-protocol.md for the objects and the commit protocol.
 
     Options (keyword arguments; strings are accepted, as ``--asm-store-option`` passes them):
@@ -154,7 +118,7 @@ class S3SessionStore:
         poll_interval_seconds: float | str = 0.05,
         max_workers: int | str = 16,
     ) -> None:
-        self._client = make_client(
+        made = make_client(
             "S3SessionStore()",
             client=client,
             endpoint_url=endpoint_url,
@@ -179,26 +143,34 @@ class S3SessionStore:
             "poll_interval_seconds": number(poll_interval_seconds, "poll_interval_seconds", float),
             "max_workers": number(max_workers, "max_workers", int),
         }
-        self._from_client = client is not None
-        self.bucket: str = self._options["bucket"]
-        self.prefix: str = self._options["prefix"]
-        self._interval: int = self._options["snapshot_interval"]
-        if self._interval < 1:
+        if self._options["snapshot_interval"] < 1:
             raise StoreError(ErrorCode.VALIDATION_ERROR, "snapshot_interval must be at least 1")
-        self._grace: float = self._options["claim_grace_seconds"]
-        self._timeout: float = self._options["commit_timeout_seconds"]
+        super().__init__(
+            made,
+            bucket=self._options["bucket"],
+            prefix=self._options["prefix"],
+            interval=self._options["snapshot_interval"],
+            grace=self._options["claim_grace_seconds"],
+            timeout=self._options["commit_timeout_seconds"],
+            workers=self._options["max_workers"],
+        )
+        self._from_client = client is not None
         self._poll: float = max(0.001, self._options["poll_interval_seconds"])
-        workers: int = self._options["max_workers"]
         if flag(create_bucket):
             ensure_bucket(self._client, self.bucket, region)
-        self._entries: dict[str, _Entry] = {}
-        self._entries_lock = threading.Lock()
-        self._records: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
-        self._records_lock = threading.Lock()
         self._known_sessions: set[str] = set()  # session index markers known to exist
-        self._decisions: dict[str, str] = {}  # batch transaction -> commit/abort
-        self._io = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asm-s3-io")
-        self._tasks = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asm-s3-task")
+        self._claims: Log[ClaimState] = Log(
+            name="the claim log",
+            what="claim log",
+            prefix=f"{self.prefix}c/",
+            ident=_claims.IDENT,
+            details={"log": "claims"},
+            new=ClaimState,
+            from_snapshot=ClaimState.from_snapshot,
+        )
+        # Claim requests of this instance's threads, written together in one record.
+        self._claim_queue: list[_ClaimRequest] = []
+        self._claim_queue_lock = threading.Lock()
 
     # -- the kit's hooks: fault injection and sharing --------------------------------------------
     def asm_fault_target(self) -> Any:
@@ -243,11 +215,11 @@ class S3SessionStore:
         def build(state: SessionState) -> Plan:
             return Plan(None if state.session == session else [_log.session_op(session)])
 
-        self._commit(session.id, build)
+        self._commit(self._session_log(session.id), build)
 
     def get_session(self, session_id: str) -> Session:
         check_id(session_id, "session_id")
-        session = self._state(session_id).session
+        session = self._state(self._session_log(session_id)).session
         if session is None:
             raise StoreError(
                 ErrorCode.SESSION_NOT_FOUND,
@@ -270,7 +242,9 @@ class S3SessionStore:
             check_id(agent_id, "agent_id")
         if page.limit == 0:
             return []
-        states = self._parallel(self._state, self._indexed_sessions(), self._tasks)
+        states = self._parallel(
+            lambda s: self._state(self._session_log(s)), self._indexed_sessions(), self._tasks
+        )
         sessions = [
             s.session
             for s in states
@@ -287,7 +261,7 @@ class S3SessionStore:
         def build(state: SessionState) -> Plan:
             return Plan(None if state.empty else [_log.delete_op()])
 
-        self._commit(session_id, build)
+        self._commit(self._session_log(session_id), build)
 
     # -- runs -----------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
@@ -297,7 +271,7 @@ class S3SessionStore:
         def build(state: SessionState) -> Plan:
             return Plan(None if state.runs.get(run.id) == run else [_log.run_op(run)])
 
-        self._commit(run.session_id, build)
+        self._commit(self._session_log(run.session_id), build)
         if moved_from is not None:
             self._finish_move(run, *moved_from)
 
@@ -307,7 +281,7 @@ class S3SessionStore:
         run = None
         if marker is not None:
             self._check_marker(marker, run_id)
-            run = self._state(marker[0]["s"]).runs.get(run_id)
+            run = self._state(self._session_log(marker[0]["s"])).runs.get(run_id)
         if run is None:
             raise StoreError(ErrorCode.RUN_NOT_FOUND, f"no run {run_id!r}", {"run_id": run_id})
         return run.model_copy(deep=True)
@@ -325,7 +299,7 @@ class S3SessionStore:
         page = Page.of(limit, offset)
         runs = [
             r
-            for r in self._state(session_id).runs.values()
+            for r in self._state(self._session_log(session_id)).runs.values()
             if r.session_id == session_id and (wanted is None or r.status == wanted)
         ]
         runs.sort(key=lambda r: (r.started_at, r.id))
@@ -403,9 +377,9 @@ class S3SessionStore:
         if query.limit == 0:
             return []
         deadline = time.monotonic() + (query.wait_timeout_ms or 0) / 1000
-        entry = self._entry(session_id)
+        entry = self._entry(self._session_log(session_id))
         while True:
-            events = self._state(session_id).events
+            events = self._state(self._session_log(session_id)).events
             if query.after is not None:
                 events = events[query.after :]  # numbers are dense: event n sits at index n - 1
             found = query.apply(events)
@@ -419,7 +393,7 @@ class S3SessionStore:
 
     def get_latest_sequence(self, session_id: str) -> int:
         check_id(session_id, "session_id")
-        return len(self._state(session_id).events)
+        return len(self._state(self._session_log(session_id)).events)
 
     # -- appending: claims, then one commit per session ------------------------------------------
     def _append(
@@ -432,16 +406,16 @@ class S3SessionStore:
 
         ``fixed_ops`` adds operations (flush: the session and the run) to the same record.
         """
-        claims: dict[str, Claim] = {}
+        claims: dict[str, dict[str, Claim]] = {session_id: {}}
         foreign: dict[str, Event] = {}
         wanted = self._unstored(session_id, events)
         while True:
-            self._claim_all(session_id, wanted, claims, foreign)
-            build = self._events_builder(events, claims, foreign, fixed_ops)
-            state, plan = self._commit(session_id, build)
+            self._claim_missing({session_id: wanted}, claims, foreign)
+            build = self._events_builder(events, claims[session_id], foreign, fixed_ops)
+            state, plan = self._commit(self._session_log(session_id), build)
             if plan.reclaim:
                 for event_id in plan.reclaim:
-                    claims.pop(event_id, None)
+                    claims[session_id].pop(event_id, None)
                 wanted = sorted(plan.reclaim)
                 continue
             return _stored_by_id(state, events, foreign)
@@ -464,8 +438,7 @@ class S3SessionStore:
         }
         deadline = time.monotonic() + self._timeout
         while True:
-            for session_id in order:
-                self._claim_all(session_id, wanted[session_id], claims[session_id], foreign)
+            self._claim_missing(wanted, claims, foreign)  # one claim record for all sessions
             txn = uuid.uuid4().hex
             outcomes: dict[str, SessionState] = {}
             pending: set[str] = set()  # sessions that may hold a record of txn (answer or not)
@@ -476,7 +449,7 @@ class S3SessionStore:
                         groups[session_id], claims[session_id], foreign, None
                     )
                     pending.add(session_id)
-                    state, plan = self._commit(session_id, build, xtx=txn)
+                    state, plan = self._commit(self._session_log(session_id), build, xtx=txn)
                     if plan.ops is None:
                         pending.discard(session_id)
                     if plan.reclaim:
@@ -497,14 +470,14 @@ class S3SessionStore:
                     raise
             if decision == "abort":
                 if pending and not reclaim:
-                    _backoff(0)  # another writer gave up waiting for us; try again
+                    backoff(0)  # another writer gave up waiting for us; try again
                 if time.monotonic() > deadline:
-                    raise _timed_out("append batch", sessions=order)
+                    raise timed_out("append batch", sessions=order)
                 continue
             result: dict[str, Event] = dict(foreign)
             for session_id in order:
                 state = outcomes[session_id]
-                self._publish(self._entry(session_id), state)
+                self._publish(self._entry(self._session_log(session_id)), state)
                 result.update(_stored_by_id(state, groups[session_id], foreign))
             return result
 
@@ -516,26 +489,24 @@ class S3SessionStore:
             return None
 
     def _unstored(self, session_id: str, events: Sequence[Event]) -> list[str]:
-        state = self._cached_state(session_id)
+        state = self._cached_state(self._session_log(session_id))
         return list(dict.fromkeys(e.id for e in events if e.id not in state.index))
 
-    def _claim_all(
+    def _claim_missing(
         self,
-        session_id: str,
-        wanted: Sequence[str],
-        claims: dict[str, Claim],
+        wanted: Mapping[str, Sequence[str]],
+        claims: dict[str, dict[str, Claim]],
         foreign: dict[str, Event],
     ) -> None:
-        todo = [i for i in wanted if i not in claims and i not in foreign]
-        if not todo:
-            return
-        gen = self._cached_state(session_id).gen
-        claim = functools.partial(self._claim, session_id=session_id, gen=gen)
-        for event_id, outcome in zip(todo, self._parallel(claim, todo, self._tasks), strict=True):
-            if isinstance(outcome, Foreign):
-                foreign[event_id] = outcome.event
-            else:
-                claims[event_id] = outcome
+        """Claim the ``wanted`` ids (by session) that have neither a claim nor a stored copy."""
+        todo = {
+            session_id: [i for i in ids if i not in claims[session_id] and i not in foreign]
+            for session_id, ids in wanted.items()
+        }
+        got = self._claim(todo)
+        for session_id, got_claims in got.claims.items():
+            claims[session_id].update(got_claims)
+        foreign.update(got.foreign)
 
     @staticmethod
     def _events_builder(
@@ -566,109 +537,106 @@ class S3SessionStore:
 
         return build
 
-    # -- transactions over several sessions -----------------------------------------------------
-    def _decision(self, txn: str) -> str | None:
-        """'commit' or 'abort' once decided (cached: decisions never change), else None."""
-        with self._records_lock:
-            known = self._decisions.get(txn)
-        if known is not None:
-            return known
-        found = self._read_json(self._txn_key(txn), "read batch decision")
-        if found is None:
-            return None
-        decision = str(found[0]["d"])
-        with self._records_lock:
-            self._decisions[txn] = decision
-        return decision
+    # -- claims: one record in the claim log per batch ------------------------------------------
+    def _claim(self, wanted: Mapping[str, Iterable[str]]) -> Claimed:
+        """Reserve the ``wanted`` ids (by session), or find them stored under another session.
 
-    def _decide(self, txn: str, decision: str) -> str:
-        """Create the decision object; the decision that holds (ours, or the one made first)."""
-        if self._create(self._txn_key(txn), {"d": decision}, "decide batch"):
-            with self._records_lock:
-                self._decisions[txn] = decision
-            return decision
-        held = self._decision(txn)
-        if held is None:
-            raise StoreError(
-                ErrorCode.STORAGE_READ_FAILED, f"decision of batch {txn} vanished", {"txn": txn}
-            )
-        return held
-
-    def _resolve(self, session_id: str, state: SessionState, attempt: int) -> None:
-        """The record after ``state`` belongs to an undecided batch: wait for it or abort it."""
-        assert state.pending is not None
-        found = self._read_json(
-            self._log_key(session_id, state.pos + 1), "read session log", with_age=True
-        )
-        if found is not None and found[2] < self._grace:
-            _backoff(attempt)
-            return
-        self._decide(state.pending, "abort")
-
-    def _claim(self, event_id: str, session_id: str, gen: int) -> Claim | Foreign:
-        """Reserve ``event_id`` for ``session_id``, or find it stored under another session.
-
-        A marker object per event id names the session that may store it, the claim and the
-        generation. Creating it (If-None-Match) claims the id. An existing marker of the same
-        session is reused while it is live; one of another session is respected while the id may
-        still be committed there (live and younger than the grace period), then revoked through a
-        record in that session's log, after which the marker is replaced (If-Match).
+        Claims are decided on the claim log's head and written as one record (``_claims``). A
+        live unused claim of another session is respected until its claim record is
+        ``claim_grace_seconds`` old by the server's clock, then revoked through that session's
+        log and taken over.
         """
-        key = self._claim_key(event_id)
+        todo = {s: list(dict.fromkeys(ids)) for s, ids in wanted.items()}
+        todo = {s: ids for s, ids in todo.items() if ids}
+        result = Claimed()
         deadline = time.monotonic() + self._timeout
         attempt = 0
-        create = True
-        while True:
-            if time.monotonic() > deadline:
-                raise _timed_out("claim event id", event_id=event_id)
-            claim = Claim(uuid.uuid4().hex, gen)
-            body = {"id": event_id, "s": session_id, "c": claim.claim, "g": claim.gen}
-            if create and self._create(key, body, "claim event id"):
-                return claim
-            create = True
-            found = self._read_json(key, "claim event id", with_age=True)
-            if found is None:
-                continue  # the marker vanished (removed outside the protocol): claim again
-            self._check_marker(found, event_id)
-            marker, etag, age = found
-            owner, held, held_gen = str(marker["s"]), str(marker["c"]), int(marker["g"])
-            if owner == session_id:
-                state = self._state(session_id)
-                if held_gen == state.gen and held not in state.revoked:
-                    return Claim(held, held_gen)
-                claim = Claim(claim.claim, state.gen)
-                body["g"] = state.gen
-            else:
-                state = self._state(owner)
-                stored = state.event(event_id)
-                if stored is not None:
-                    return Foreign(stored)
-                if held_gen == state.gen and held not in state.revoked:
-                    if age < self._grace:
-                        # The owner may still commit it: look again later, without writing.
-                        _backoff(attempt)
-                        attempt += 1
-                        create = False
+        while todo:
+            outcome = self._claim_together(todo)
+            for session_id, claims in outcome.claims.items():
+                result.claims.setdefault(session_id, {}).update(claims)
+            result.foreign.update(outcome.foreign)
+            todo, waiting = {}, False
+            ages: dict[int, float] = {}
+            for event_id, (session_id, marker) in outcome.blocked.items():
+                if marker.pos not in ages:
+                    ages[marker.pos] = self._claim_age(marker)
+                if ages[marker.pos] < self._grace:
+                    waiting = True  # the owner may still commit it: look again later
+                else:
+                    stored = self._revoke(marker, event_id)
+                    if stored is not None:
+                        result.foreign[event_id] = stored
                         continue
-                    outcome = self._revoke(owner, event_id, held, held_gen)
-                    if outcome is not None:
-                        return outcome
-            if self._replace(key, body, etag, "claim event id"):
-                return claim
+                todo.setdefault(session_id, []).append(event_id)
+            if todo and time.monotonic() > deadline:
+                raise timed_out("claim event ids", event_ids=sorted(outcome.blocked)[:10])
+            if waiting:
+                backoff(attempt)
+                attempt += 1
+        return result
 
-    def _revoke(self, owner: str, event_id: str, claim: str, gen: int) -> Foreign | None:
-        """Revoke ``owner``'s unfinished claim through its log, unless the event got stored."""
+    def _claim_together(self, wanted: Mapping[str, Sequence[str]]) -> Outcome:
+        """One claim record for this request and those other threads queued meanwhile.
+
+        The thread that gets the claim log's writer lock writes every queued request; the
+        others find theirs done when they get the lock. A failure fails every request it held.
+        """
+        request = _ClaimRequest(wanted)
+        with self._claim_queue_lock:
+            self._claim_queue.append(request)
+        with self._entry(self._claims).write_lock:
+            if not request.done:
+                with self._claim_queue_lock:
+                    batch, self._claim_queue = self._claim_queue, []
+                try:
+                    outcomes = self._write_claims([r.wanted for r in batch])
+                except BaseException as error:
+                    for waiting in batch:
+                        waiting.error, waiting.done = error, True
+                    raise
+                for waiting, outcome in zip(batch, outcomes, strict=True):
+                    waiting.outcome, waiting.done = outcome, True
+        if request.error is not None:
+            raise request.error
+        assert request.outcome is not None
+        return request.outcome
+
+    def _write_claims(self, requests: Sequence[Mapping[str, Sequence[str]]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+
+        def build(state: ClaimState) -> Plan:
+            record = _claims.ClaimRecord(
+                state,
+                uuid.uuid4().hex,
+                own=lambda s: self._cached_state(self._session_log(s)),
+                owner=lambda s: self._state(self._session_log(s)),
+            )
+            outcomes[:] = [record.decide(wanted) for wanted in requests]
+            return Plan(record.ops())
+
+        self._commit(self._claims, build)
+        return outcomes
+
+    def _claim_age(self, marker: Marker) -> float:
+        """How old the claim record that set ``marker`` is, by the server's clock."""
+        found = self._read_json(self._claims.key(marker.pos), "read claim log", with_age=True)
+        # A record expired after a later snapshot (a lifecycle rule) is long past any grace.
+        return float("inf") if found is None else found[2]
+
+    def _revoke(self, marker: Marker, event_id: str) -> Event | None:
+        """Revoke an unfinished claim through its session's log, unless the event got stored."""
 
         def build(state: SessionState) -> Plan:
             stored = state.event(event_id)
             if stored is not None:
                 return Plan(None, foreign=stored)
-            if gen != state.gen or claim in state.revoked:
+            if not marker.live_in(state):
                 return Plan(None)
-            return Plan([_log.revoke_op([claim])])
+            return Plan([_log.revoke_op([marker.claim])])
 
-        _, plan = self._commit(owner, build)
-        return Foreign(plan.foreign) if plan.foreign is not None else None
+        _, plan = self._commit(self._session_log(marker.session), build)
+        return plan.foreign
 
     # -- run markers ------------------------------------------------------------------------------
     def _bind_run(self, run_id: str, session_id: str) -> tuple[str, str] | None:
@@ -696,7 +664,7 @@ class S3SessionStore:
         def build(state: SessionState) -> Plan:
             return Plan([_log.drop_run_op(run.id)] if run.id in state.runs else None)
 
-        self._commit(old_session, build)
+        self._commit(self._session_log(old_session), build)
 
     # -- the session index ----------------------------------------------------------------------
     def _index_session(self, session_id: str) -> None:
@@ -720,282 +688,6 @@ class S3SessionStore:
                 ids.append(str(found[0]["id"]))
         return ids
 
-    # -- the log ----------------------------------------------------------------------------------
-    def _entry(self, session_id: str) -> _Entry:
-        with self._entries_lock:
-            entry = self._entries.get(session_id)
-            if entry is None:
-                entry = self._entries[session_id] = _Entry()
-            return entry
-
-    def _cached_state(self, session_id: str) -> SessionState:
-        entry = self._entry(session_id)
-        return entry.state if entry.loaded else self._state(session_id)
-
-    def _state(self, session_id: str) -> SessionState:
-        """The session's state at the log's current head.
-
-        A reader that is up to date pays one request (a GET of the next position, which is
-        absent); new records cost a LIST and one GET each, and a reader more than
-        ``snapshot_interval`` records behind (or a cold one) reads the newest snapshot instead.
-        """
-        entry = self._entry(session_id)
-        with entry.refreshed:
-            wanted = entry.started + 1  # the first refresh that starts after this call
-            while entry.completed < wanted:
-                if not entry.inflight:
-                    entry.inflight = True
-                    entry.started += 1
-                    ticket = entry.started
-                    base, loaded = entry.state, entry.loaded
-                    break
-                entry.refreshed.wait()
-            else:
-                return entry.state
-        ok = False
-        try:
-            state = self._read_log(session_id, base, loaded)
-            ok = True
-        finally:
-            with entry.refreshed:
-                entry.inflight = False
-                if ok:
-                    if state.pos >= entry.state.pos:
-                        entry.state, entry.loaded = state, True
-                    entry.completed = max(entry.completed, ticket)
-                entry.refreshed.notify_all()
-        return state
-
-    def _read_log(self, session_id: str, base: SessionState, loaded: bool) -> SessionState:
-        if loaded and self._record(session_id, base.pos + 1, missing_ok=True) is None:
-            return base
-        log = self._log_prefix(session_id)
-        with translated("read session log", write=False):
-            listing = self._client.list_objects_v2(
-                Bucket=self.bucket, Prefix=log, MaxKeys=self._interval + 1
-            )
-        keys = [obj["Key"] for obj in listing.get("Contents", ())]
-        head = _position(keys[0], log) if keys else 0
-        if head < base.pos:
-            raise StoreError(
-                ErrorCode.STORAGE_READ_FAILED,
-                f"the log of session {session_id!r} is shorter than this store has read "
-                f"({head} < {base.pos}); objects were removed outside the protocol",
-                {"session_id": session_id},
-            )
-        start: SessionState | None = base
-        positions = list(range(base.pos + 1, head + 1))
-        if head - base.pos > self._interval:
-            # Far behind (or cold): start from the newest snapshot instead of the cache.
-            start, positions = None, list(range(head - head % self._interval, head + 1))
-        records = self._parallel(
-            lambda p: self._record(session_id, p, snapshot=start is None and p == positions[0]),
-            positions,
-            self._io,
-        )
-        if start is None and "before" not in records[0]:
-            # Written by a store with another snapshot_interval: replay the whole log.
-            start, positions = SessionState(), list(range(1, head + 1))
-            records = self._parallel(lambda p: self._record(session_id, p), positions, self._io)
-        return self._replay(session_id, start, records)
-
-    def _replay(
-        self,
-        session_id: str,
-        start: SessionState | None,
-        records: Iterable[dict[str, Any]],
-        assume_committed: bool = False,
-    ) -> SessionState:
-        """Apply ``records`` (from a snapshot if ``start`` is None) up to an undecided batch."""
-        try:
-            records = list(records)
-            if start is None:
-                state = SessionState.from_snapshot(records[0]["before"])
-                if state.pos != records[0]["pos"] - 1:
-                    raise ValueError("snapshot position mismatch")
-            else:
-                state = start.evolve()
-            state.pending = None
-            for record in records:
-                xtx = record.get("xtx")
-                decision = "commit" if xtx is None or assume_committed else self._decision(xtx)
-                if decision is None:
-                    state.pending = xtx
-                    break
-                state.apply(record, session_id, skip=decision != "commit")
-        except StoreError:
-            raise
-        except Exception as error:
-            raise StoreError(
-                ErrorCode.STORAGE_READ_FAILED,
-                f"unreadable log of session {session_id!r}: {type(error).__name__}: {error}",
-                {"session_id": session_id},
-            ) from error
-        return state
-
-    def _publish(self, entry: _Entry, state: SessionState) -> None:
-        with entry.lock:
-            if state.pos >= entry.state.pos:
-                entry.state, entry.loaded = state, True
-            entry.refreshed.notify_all()
-
-    @overload
-    def _record(
-        self, session_id: str, pos: int, snapshot: bool = ..., missing_ok: Literal[False] = ...
-    ) -> dict[str, Any]: ...
-
-    @overload
-    def _record(
-        self, session_id: str, pos: int, snapshot: bool = ..., *, missing_ok: Literal[True]
-    ) -> dict[str, Any] | None: ...
-
-    def _record(
-        self, session_id: str, pos: int, snapshot: bool = False, missing_ok: bool = False
-    ) -> dict[str, Any] | None:
-        """The record at ``pos`` (immutable, so cached; cached copies drop their snapshot)."""
-        cache_key = (session_id, pos)
-        with self._records_lock:
-            cached = self._records.get(cache_key)
-            if cached is not None:
-                self._records.move_to_end(cache_key)
-                if not (snapshot and cached.get("has_before")):
-                    return cached
-        key = self._log_key(session_id, pos)
-        found = self._read_json(key, "read session log")
-        if found is None:
-            if missing_ok:
-                return None
-            raise StoreError(
-                ErrorCode.STORAGE_READ_FAILED,
-                f"log record {pos} of session {session_id!r} is missing",
-                {"session_id": session_id, "position": pos},
-            )
-        record = found[0]
-        self._remember(cache_key, record)
-        return record
-
-    def _remember(self, cache_key: tuple[str, int], record: dict[str, Any]) -> None:
-        slim = {k: v for k, v in record.items() if k != "before"}
-        if "before" in record:
-            slim["has_before"] = True
-        with self._records_lock:
-            self._records[cache_key] = slim
-            while len(self._records) > RECORD_CACHE_SIZE:
-                self._records.popitem(last=False)
-
-    def _commit(
-        self, session_id: str, build: Callable[[SessionState], Plan], xtx: str | None = None
-    ) -> tuple[SessionState, Plan]:
-        """Write what ``build`` decides as the session's next record; retry on lost races.
-
-        ``build`` sees the exact state at the position before the one written (the conditional
-        create fails if anyone else wrote there), and is called again after every lost race.
-        With ``xtx`` the record is pending on that transaction: the state returned is the one
-        it gives once committed, and it is not published.
-        """
-        entry = self._entry(session_id)
-        deadline = time.monotonic() + self._timeout
-        txn = xtx or uuid.uuid4().hex
-        conflicts = 0
-        with entry.write_lock:
-            fresh = not entry.loaded
-            state = self._cached_state(session_id)
-            while True:
-                if time.monotonic() > deadline:
-                    raise _timed_out("commit", session_id=session_id)
-                if state.pending is not None:
-                    self._resolve(session_id, state, conflicts)
-                    conflicts += 1
-                    state, fresh = self._state(session_id), True
-                    continue
-                plan = build(state)
-                if plan.ops is None:
-                    if fresh:
-                        return state, plan
-                    # "Nothing to write" must hold at the head, not just in a cached state.
-                    state, fresh = self._state(session_id), True
-                    continue
-                pos = state.pos + 1
-                record: dict[str, Any] = {
-                    "v": _log.FORMAT,
-                    "session_id": session_id,
-                    "pos": pos,
-                    "txn": txn,
-                    "at": datetime.now(UTC).isoformat(),
-                    "ops": plan.ops,
-                }
-                if xtx is not None:
-                    record["xtx"] = xtx
-                written = json.loads(_log.encode_record(record))
-                new_state = self._replay(session_id, state, [written], assume_committed=True)
-                if pos % self._interval == 0:
-                    record["before"] = state.to_snapshot()
-                if self._create(self._log_key(session_id, pos), record, "commit"):
-                    self._remember((session_id, pos), written)
-                    if xtx is None:
-                        self._publish(entry, new_state)
-                    return new_state, plan
-                # Lost the race for this position (or an earlier attempt of ours won it).
-                if self._record(session_id, pos).get("txn") == txn:
-                    if xtx is not None:
-                        return new_state, plan
-                    return self._state(session_id), plan
-                conflicts += 1
-                if conflicts > 2:
-                    _backoff(conflicts - 3, cap=0.05)
-                state, fresh = self._state(session_id), True
-
-    # -- single objects ---------------------------------------------------------------------------
-    def _create(self, key: str, body: Mapping[str, Any], operation: str) -> bool:
-        """Create ``key`` if it does not exist; False if it does."""
-        data = _log.encode_record(body)
-        with translated(operation, write=True):
-            try:
-                self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=data,
-                    IfNoneMatch="*",
-                    ContentType="application/json",
-                )
-            except Exception as error:
-                if is_conflict(error):
-                    return False
-                raise
-        return True
-
-    def _replace(self, key: str, body: Mapping[str, Any], etag: str, operation: str) -> bool:
-        """Overwrite ``key`` if it still has ``etag``; False if it changed or vanished."""
-        with translated(operation, write=True):
-            try:
-                self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=_log.encode_record(body),
-                    IfMatch=etag,
-                    ContentType="application/json",
-                )
-            except Exception as error:
-                if is_conflict(error) or is_not_found(error):
-                    return False
-                raise
-        return True
-
-    def _read_json(
-        self, key: str, operation: str, with_age: bool = False
-    ) -> tuple[dict[str, Any], str, float] | None:
-        """(body, etag, age in seconds by the server's clock), or None if the key is absent."""
-        with translated(operation, write=False):
-            try:
-                response = self._client.get_object(Bucket=self.bucket, Key=key)
-            except Exception as error:
-                if is_not_found(error):
-                    return None
-                raise
-            body = response["Body"].read()
-        age = _age(response) if with_age else 0.0
-        return _log.decode_record(body, key), str(response.get("ETag", "")), age
-
     @staticmethod
     def _check_marker(found: tuple[dict[str, Any], str, float], expected_id: str) -> None:
         if found[0].get("id") != expected_id:
@@ -1006,45 +698,26 @@ class S3SessionStore:
                 {"id": expected_id},
             )
 
-    @staticmethod
-    def _parallel(
-        function: Callable[[Any], T], items: Sequence[Any], pool: ThreadPoolExecutor
-    ) -> list[T]:
-        if len(items) <= 1:
-            return [function(item) for item in items]
-        try:
-            futures = [pool.submit(function, item) for item in items]
-        except RuntimeError as error:  # the pool was shut down by close()
-            raise StoreError(ErrorCode.STORAGE_ERROR, "the store is closed") from error
-        results: list[T] = []
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as error:  # wait for every task before raising the first error
-                failure = failure or error
-        if failure is not None:
-            raise failure
-        return results
-
     # -- keys -------------------------------------------------------------------------------------
-    def _log_prefix(self, session_id: str) -> str:
-        return f"{self.prefix}s/{encode_name(session_id)}/l/"
+    def _session_log(self, session_id: str) -> Log[SessionState]:
+        return Log(
+            name=f"the log of session {session_id!r}",
+            what="session log",
+            prefix=f"{self.prefix}s/{encode_name(session_id)}/l/",
+            ident=("session_id", session_id),
+            details={"session_id": session_id},
+            new=SessionState,
+            from_snapshot=SessionState.from_snapshot,
+        )
 
     def _log_key(self, session_id: str, pos: int) -> str:
-        return f"{self._log_prefix(session_id)}{MAX_POSITION - pos:019d}"
+        return self._session_log(session_id).key(pos)
 
     def _index_key(self, session_id: str) -> str:
         return f"{self.prefix}x/{encode_name(session_id)}"
 
-    def _claim_key(self, event_id: str) -> str:
-        return f"{self.prefix}i/{encode_name(event_id)}"
-
     def _run_key(self, run_id: str) -> str:
         return f"{self.prefix}r/{encode_name(run_id)}"
-
-    def _txn_key(self, txn: str) -> str:
-        return f"{self.prefix}t/{txn}"
 
 
 def _stored_by_id(
@@ -1062,10 +735,6 @@ def _rebuild(options: dict[str, Any]) -> S3SessionStore:
     return S3SessionStore(**options)
 
 
-def _position(key: str, log_prefix: str) -> int:
-    return MAX_POSITION - int(key[len(log_prefix) :])
-
-
 def _decode_name(name: str) -> str:
     raw = bytearray()
     index = 0
@@ -1077,22 +746,3 @@ def _decode_name(name: str) -> str:
             raw.append(ord(name[index]))
             index += 1
     return raw.decode("utf-8", "surrogatepass")
-
-
-def _age(response: Mapping[str, Any]) -> float:
-    modified = response.get("LastModified")
-    if not isinstance(modified, datetime):
-        return 0.0
-    header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    now = email.utils.parsedate_to_datetime(header) if header else datetime.now(UTC)
-    return max(0.0, (now - modified).total_seconds())
-
-
-def _backoff(attempt: int, cap: float = 0.2) -> None:
-    time.sleep(min(cap, 0.005 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
-
-
-def _timed_out(operation: str, **details: Any) -> StoreError:
-    return StoreError(
-        ErrorCode.TIMEOUT, f"S3 {operation}: gave up after repeated conflicts", details
-    )

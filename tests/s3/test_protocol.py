@@ -19,7 +19,7 @@ from pytest_asm_contract.faults_botocore import RequestCounter
 from pytest_asm_contract.model import Event, EventType, Run, RunStatus, Session
 from reference_stores.s3 import S3SessionStore
 from reference_stores.s3._log import SessionState
-from reference_stores.s3.session_store import Claim, Foreign, Plan
+from reference_stores.s3.session_store import Claim, Plan
 from tests.s3.conftest import BUCKET
 
 Factory = Callable[..., S3SessionStore]
@@ -38,20 +38,29 @@ def _keys(client: Any, prefix: str, bucket: str = BUCKET) -> list[str]:
     ]
 
 
+def _claim(store: S3SessionStore, session_id: str, event_id: str) -> Claim:
+    """Claim ``event_id`` for ``session_id`` in the claim log and stop there, as a crash would."""
+    claimed = store._claim({session_id: [event_id]})
+    assert not claimed.foreign
+    return claimed.claims[session_id][event_id]
+
+
 # -- a writer that stopped after claiming an event id ------------------------------------------
 def test_own_session_reuses_a_claim_left_by_a_stopped_writer(
     session_store_factory: Factory,
 ) -> None:
     crashed, store = session_store_factory(), session_store_factory(claim_grace_seconds=3600)
-    claim = crashed._claim("evt-1", "s1", 0)  # claimed, never committed
-    assert isinstance(claim, Claim)
-    stored = store.append_event_with_sequence(_event("s1", "evt-1"))
+    _claim(crashed, "s1", "evt-1")  # claimed, never committed
+    with RequestCounter(store.asm_fault_target()) as counter:
+        stored = store.append_event_with_sequence(_event("s1", "evt-1"))
     assert stored.sequence_number == 1  # no wait, no revocation: the claim is the session's own
+    # Reusing the claim wrote nothing to the claim log: one write, the session's record.
+    assert counter.writes == 1, counter.by_operation
 
 
 def test_another_session_revokes_an_abandoned_claim(session_store_factory: Factory) -> None:
     crashed = session_store_factory()
-    assert isinstance(crashed._claim("evt-1", "owner", 0), Claim)
+    _claim(crashed, "owner", "evt-1")
     thief = session_store_factory(claim_grace_seconds=0)
     stored = thief.append_event_with_sequence(_event("other", "evt-1"))
     assert stored.session_id == "other" and stored.sequence_number == 1
@@ -64,7 +73,7 @@ def test_another_session_revokes_an_abandoned_claim(session_store_factory: Facto
 def test_a_young_claim_of_another_session_is_respected(session_store_factory: Factory) -> None:
     """Within the grace period the id may still be committed by its owner: wait, never steal."""
     crashed = session_store_factory()
-    assert isinstance(crashed._claim("evt-1", "owner", 0), Claim)
+    _claim(crashed, "owner", "evt-1")
     patient = session_store_factory(claim_grace_seconds=3600, commit_timeout_seconds=0.5)
     with pytest.raises(StoreError) as raised:
         patient.append_event(_event("other", "evt-1"))
@@ -77,7 +86,7 @@ def test_a_committed_id_is_found_not_stolen(session_store_factory: Factory) -> N
     original = owner.append_event_with_sequence(_event("owner", "evt-1", data={"v": 1}))
     thief = session_store_factory(claim_grace_seconds=0)
     assert thief.append_event_with_sequence(_event("other", "evt-1", data={"v": 2})) == original
-    assert isinstance(thief._claim("evt-1", "other", 0), Foreign)
+    assert thief._claim({"other": ["evt-1"]}).foreign == {"evt-1": original}
 
 
 def test_ids_of_a_deleted_session_are_free_at_once(session_store_factory: Factory) -> None:
@@ -92,17 +101,61 @@ def test_ids_of_a_deleted_session_are_free_at_once(session_store_factory: Factor
     assert again == moved[:1], "the id now lives in session 'new'"
 
 
+# -- claiming costs one claim record per batch ------------------------------------------------
+def test_a_batch_of_100_new_events_costs_as_many_requests_as_a_batch_of_1(
+    session_store_factory: Factory, s3_client: Any, prefix: str
+) -> None:
+    store = session_store_factory()
+    store.append_event(_event("s", "warm-up"))  # the session and the claim log are cached
+    costs = {}
+    for size in (1, 10, 100):
+        batch = [_event("s", f"b{size}-{i}") for i in range(size)]
+        with RequestCounter(store.asm_fault_target()) as counter:
+            stored = store.append_events(batch)
+        assert [e.id for e in stored] == [e.id for e in batch]
+        costs[size] = counter.by_operation
+    # One claim record and one session record, whatever the batch size.
+    assert costs[1] == costs[10] == costs[100] == {"PutObject": 2}, costs
+    assert len(_keys(s3_client, f"{prefix}c/")) == 4
+    assert not _keys(s3_client, f"{prefix}i/"), "no per-id marker objects"
+
+
+def test_a_batch_over_several_sessions_claims_in_one_record(
+    session_store_factory: Factory, s3_client: Any, prefix: str
+) -> None:
+    store = session_store_factory()
+    batch = [_event(f"s{i % 3}", f"e{i}") for i in range(30)]
+    assert [e.sequence_number for e in store.append_events(batch)] == [
+        1 + i // 3 for i in range(30)
+    ]
+    assert len(_keys(s3_client, f"{prefix}c/")) == 1
+
+
+def test_a_cold_writer_reads_a_bounded_part_of_the_claim_log(
+    session_store_factory: Factory,
+) -> None:
+    interval = 4
+    writer = session_store_factory(snapshot_interval=interval)
+    for i in range(10 * interval + 1):
+        writer.append_event(_event(f"s{i}", f"e{i}"))
+    cold = session_store_factory(snapshot_interval=interval)
+    with RequestCounter(cold.asm_fault_target()) as counter:
+        cold.append_events([_event("new", f"n{i}") for i in range(50)])
+    # The claim log's LIST, snapshot and records after it; the new session's LIST; two writes.
+    assert counter.writes == 2 and counter.total <= (interval + 2) + 1 + 2, counter.by_operation
+    assert cold.append_event_with_sequence(_event("new", "e3")).session_id == "s3"
+
+
 # -- a batch over several sessions whose writer stopped before deciding -------------------------
 def _pending_record(store: S3SessionStore, session_id: str, txn: str, event_id: str) -> None:
-    claim = store._claim(event_id, session_id, 0)
-    assert isinstance(claim, Claim)
+    claim = _claim(store, session_id, event_id)
 
     def build(state: SessionState) -> Plan:
         return store._events_builder([_event(session_id, event_id)], {event_id: claim}, {}, None)(
             state
         )
 
-    store._commit(session_id, build, xtx=txn)
+    store._commit(store._session_log(session_id), build, xtx=txn)
 
 
 def test_an_undecided_batch_is_invisible_then_aborted_by_the_next_writer(

@@ -156,6 +156,30 @@ def test_racing_instances_store_one_new_id_once(
         assert all(r == stored[-1] for r in results)
 
 
+def test_racing_sessions_store_one_new_id_in_exactly_one_session(
+    session_store_factory: Callable[..., S3SessionStore],
+) -> None:
+    """IDEM-1 under a claim-log race: 12 racers (4 instances) append one id to 12 sessions."""
+    stores = _instances(session_store_factory, 4)
+    for round_ in range(3):
+        event_id = f"contested-{round_}"
+        start = threading.Barrier(12, timeout=HANG_GUARD_S)
+
+        def append(index: int, event_id: str = event_id, start: threading.Barrier = start) -> Event:
+            session_id = f"{event_id}-s{index}"
+            event = Event(type=EventType.MESSAGE_SENT, session_id=session_id, id=event_id)
+            start.wait()
+            return stores[index % len(stores)].append_event_with_sequence(event)
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(append, range(12)))
+        fresh = session_store_factory()
+        holders = [i for i in range(12) if fresh.get_events(f"{event_id}-s{i}")]
+        assert len(holders) == 1, f"{event_id} stored in sessions {holders}"
+        (stored,) = fresh.get_events(f"{event_id}-s{holders[0]}")
+        assert all(r == stored for r in results)
+
+
 def test_racing_instances_number_without_gaps_and_keep_batches_whole(
     session_store_factory: Callable[..., S3SessionStore],
 ) -> None:
@@ -202,8 +226,12 @@ def _process_worker(spec: tuple[str, dict[str, Any]], worker: int, barrier: Any,
         barrier.wait()
         same = Event(type=EventType.MESSAGE_SENT, session_id="idem", id="one-id")
 
-        def work(thread: int) -> tuple[Event, list[list[Event]]]:
+        def work(thread: int) -> tuple[Event, Event, list[list[Event]]]:
             raced = store.append_event_with_sequence(same)
+            # The same id for a session of its own per thread: exactly one of them stores it.
+            crossed = store.append_event_with_sequence(
+                Event(type=EventType.MESSAGE_SENT, session_id=f"cross-{worker}-{thread}", id="x")
+            )
             batches = [
                 store.append_events(
                     [
@@ -217,7 +245,7 @@ def _process_worker(spec: tuple[str, dict[str, Any]], worker: int, barrier: Any,
                 )
                 for b in range(3)
             ]
-            return raced, batches
+            return raced, crossed, batches
 
         with ThreadPoolExecutor(4) as pool:
             out.put(("ok", list(pool.map(work, range(4)))))
@@ -230,7 +258,7 @@ def _process_worker(spec: tuple[str, dict[str, Any]], worker: int, barrier: Any,
 def test_two_processes_keep_idem_conc_and_batch_rules(
     session_store_factory: Callable[..., S3SessionStore],
 ) -> None:
-    """IDEM-4, CONC-1 and BATCH-5 with two processes of four threads each on one prefix."""
+    """IDEM-1, IDEM-4, CONC-1 and BATCH-5 with two processes of four threads each on one prefix."""
     store = session_store_factory()
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
@@ -247,7 +275,11 @@ def test_two_processes_keep_idem_conc_and_batch_rules(
     errors = [payload for status, payload in reports if status != "ok"]
     assert not errors, errors
     results = [item for _, payload in reports for item in payload]
-    raced = [r for r, _ in results]
+    raced = [r for r, _, _ in results]
     assert all(r == raced[0] and r.sequence_number == 1 for r in raced)
     assert [e.id for e in store.get_events("idem")] == ["one-id"]
-    _check_log(store, "shared", [batch for _, batches in results for batch in batches])
+    crossed = [c for _, c, _ in results]
+    assert all(c == crossed[0] and c.sequence_number == 1 for c in crossed)
+    holders = [f"cross-{w}-{t}" for w in range(2) for t in range(4)]
+    assert [s for s in holders if store.get_events(s)] == [crossed[0].session_id]
+    _check_log(store, "shared", [batch for _, _, batches in results for batch in batches])
