@@ -47,13 +47,19 @@ def _serve(serialize: bool) -> Iterator[str]:
 _SESSION: list[Any] = []
 
 
-def make_client(endpoint: str) -> Any:
-    """A new S3 client for ``endpoint`` (clients from one boto3 session build fast)."""
+def make_client(endpoint: str, *, retries: bool = True) -> Any:
+    """A new S3 client for ``endpoint`` (clients from one boto3 session build fast).
+
+    ``retries=False``: one attempt per request. A retry of a conditional create whose first
+    attempt took effect reports a conflict, which a race test would read as a lost race.
+    """
     import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     if not _SESSION:
         _SESSION.append(boto3.session.Session())
-    return _SESSION[0].client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    config = None if retries else Config(retries={"total_max_attempts": 1})
+    return _SESSION[0].client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
 
 
 @pytest.fixture(scope="session")
