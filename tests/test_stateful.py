@@ -84,6 +84,33 @@ def test_state_machine_alone_catches_sequence_bug(
         assert rerun.ret == 1, f"the reproducer for {rule_id} passes:\n{rerun.stdout.str()}"
 
 
+#: Broken stores outside the sequence zoo that only the state machine's newer steps reach: an
+#: invalid single append (GapAfterFailedWrite) and agent ids holding LIKE wildcards. Detection is
+#: a matter of drawing the right pools and filters, so each gets a few seeds (LikeAgentFilter is
+#: caught with seeds 2-6 and missed with seed 1).
+OTHER_MUTANTS = [
+    "tests.zoo.sequencing:GapAfterFailedWrite",
+    "tests.zoo.data:LikeAgentFilter",
+]
+OTHER_SEEDS = (1, 2, 3)
+
+
+@pytest.mark.parametrize("target", OTHER_MUTANTS)
+def test_state_machine_alone_catches_other_zoo_bugs(pytester: pytest.Pytester, target: str) -> None:
+    store_class = dict(mutants())[target]
+    outputs = []
+    for seed in OTHER_SEEDS:
+        result = run_stateful(pytester, target, f"--asm-seed={seed}")
+        outputs.append(result.stdout.str())
+        found = statuses(pytester)
+        if result.ret == 1 and all(found[rule] == "failed" for rule in store_class.BREAKS):
+            return
+    raise AssertionError(
+        f"{target} ({store_class.__doc__}) not caught on {store_class.BREAKS} with seeds "
+        f"{OTHER_SEEDS}:\n{outputs[-1]}"
+    )
+
+
 @pytest.mark.parametrize(
     "store",
     [
