@@ -7,7 +7,9 @@ One run on one machine, figures printed side by side:
    rows into the same table (pre-serialised rows, one transaction per batch: the floor the store
    cannot beat), and against eventsourcing's application recorders (``insert_events`` of the
    same number of stored events of one aggregate, same payload bytes);
-2. 8 threads of single ``append_event_with_sequence`` calls to one session, on PostgreSQL (and
+2. the same batches appended a second time (every id already stored: the store finds them and
+   writes nothing), the store alone;
+3. 8 threads of single ``append_event_with_sequence`` calls to one session, on PostgreSQL (and
    the other backends for reference), checking that the numbers are exactly 1..n.
 
 Run it from the repository root:
@@ -92,6 +94,29 @@ def store_batches(url: str, batches: int, size: int, repeat: int) -> float:
         session_id = f"ses-{uuid.uuid4().hex}"
         work = make_batches(session_id, batches, size)
         store.append_events(make_batches(f"warm-{session_id}", 1, size)[0])
+
+        def run() -> None:
+            try:
+                for batch in work:
+                    store.append_events(batch)
+                assert store.get_latest_sequence(session_id) == batches * size
+            finally:
+                store.close()
+
+        return run
+
+    return median_rate(batches * size, [one() for _ in range(repeat)])
+
+
+def store_replays(url: str, batches: int, size: int, repeat: int) -> float:
+    """The same batches appended a second time: every id is stored, nothing is written."""
+
+    def one() -> Callable[[], None]:
+        store = SqlSessionStore(url, isolated=True)
+        session_id = f"ses-{uuid.uuid4().hex}"
+        work = make_batches(session_id, batches, size)
+        for batch in work:
+            store.append_events(batch)
 
         def run() -> None:
             try:
@@ -369,7 +394,7 @@ def main() -> int:
     parser.add_argument("--mysql-url", default=MYSQL_URL)
     parser.add_argument("--batches", type=int, default=50, help="batches per run (default 50)")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--per-thread", type=int, default=250)
     args = parser.parse_args()
@@ -413,6 +438,14 @@ def main() -> int:
             f"{name:<11} {store_rate:>10,.0f} {raw_rate:>16,.0f} {store_rate / raw_rate:>10.0%}"
             f" {es_text}"
         )
+
+    print(
+        "\nreplayed batches: the same batches appended again (every id stored, nothing written); "
+        "events/s"
+    )
+    for name, url in backends.items():
+        replay_rate = store_replays(url, args.batches, args.batch_size, args.repeat)
+        print(f"{name:<11} {replay_rate:>10,.0f}")
 
     print(
         f"\n{args.threads} threads x {args.per_thread} single append_event_with_sequence calls "
