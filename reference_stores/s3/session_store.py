@@ -598,7 +598,11 @@ class S3SessionStore(LogStore):
                 for waiting, outcome in zip(batch, outcomes, strict=True):
                     waiting.outcome, waiting.done = outcome, True
         if request.error is not None:
-            raise request.error
+            failure = request.error
+            if isinstance(failure, StoreError):  # each caller raises its own instance
+                cause = failure.__cause__ or failure
+                raise StoreError(failure.code, failure.message, failure.details) from cause
+            raise failure
         assert request.outcome is not None
         return request.outcome
 
