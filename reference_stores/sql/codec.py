@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_asm_contract.errors import validation_error
 from pytest_asm_contract.model import Event, Run, Session
+from reference_stores.sql.schema import COLUMNS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -228,20 +229,9 @@ def run_from_row(row: Mapping[Any, Any]) -> Run:
     )
 
 
-#: The order of ``event_values``; the store's INSERT of events takes its parameters this way.
-EVENT_COLUMNS = (
-    "id",
-    "session_id",
-    "sequence_number",
-    "type",
-    "timestamp",
-    "run_id",
-    "data",
-    "metadata",
-    "schema_version",
-    "provider",
-    "correlation_id",
-)
+#: The order of ``event_values``: the events table's columns, as the schema lists them. The
+#: store's INSERT of events takes its parameters this way.
+EVENT_COLUMNS = COLUMNS["events"]
 
 
 def event_values(event: Event, sequence_number: int) -> tuple[Any, ...]:

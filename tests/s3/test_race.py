@@ -92,23 +92,28 @@ def _conditional_creates(endpoint: str, key: str, racers: int) -> list[bool]:
         return list(pool.map(create, range(racers)))
 
 
-# -- without serialization: the race is real ----------------------------------------------------
-def test_moto_unserialized_lets_two_conditional_creates_both_win(
-    racy_moto_endpoint: str, prefix: str
-) -> None:
+def _race(endpoint: str, prefix: str, racers: int, parties: int) -> tuple[list[bool], list[int]]:
+    """A round of ``_conditional_creates`` on a fresh key held in moto by ``rendezvous_in_moto``;
+    (who won, how many writes were inside at once). A round whose request failed in transport
+    is run again, up to ``ROUNDS`` rounds."""
     failures = []
     for round_ in range(ROUNDS):
         key = f"{prefix}race-{round_}"
         try:
-            with rendezvous_in_moto(key) as inside:
-                won = _conditional_creates(racy_moto_endpoint, key, 2)
-            break
+            with rendezvous_in_moto(key, parties) as inside:
+                return _conditional_creates(endpoint, key, racers), inside
         except Exception as error:  # a transport failure: not an outcome of the race
             if is_conflict(error):
                 raise
             failures.append(repr(error))
-    else:
-        raise AssertionError(f"every round failed in transport: {failures}")
+    raise AssertionError(f"every round failed in transport: {failures}")
+
+
+# -- without serialization: the race is real ----------------------------------------------------
+def test_moto_unserialized_lets_two_conditional_creates_both_win(
+    racy_moto_endpoint: str, prefix: str
+) -> None:
+    won, inside = _race(racy_moto_endpoint, prefix, racers=2, parties=2)
     assert won == [True, True], f"both If-None-Match creates of one key succeeded ({inside})"
 
 
@@ -140,19 +145,7 @@ def test_store_on_unserialized_moto_numbers_two_events_1(
 def test_serialized_moto_lets_exactly_one_conditional_create_win(
     moto_endpoint: str, prefix: str
 ) -> None:
-    failures = []
-    for round_ in range(ROUNDS):
-        key = f"{prefix}race-{round_}"
-        try:
-            with rendezvous_in_moto(key, parties=1) as inside:
-                won = _conditional_creates(moto_endpoint, key, 16)
-            break
-        except Exception as error:  # a transport failure: not an outcome of the race
-            if is_conflict(error):
-                raise
-            failures.append(repr(error))
-    else:
-        raise AssertionError(f"every round failed in transport: {failures}")
+    won, inside = _race(moto_endpoint, prefix, racers=16, parties=1)
     assert sorted(won) == [False] * 15 + [True]
     assert inside == [1], "only the winner reached moto's write"
 
