@@ -176,8 +176,9 @@ class Event(_Frozen):
         object.__setattr__(
             copy, "__pydantic_fields_set__", self.__pydantic_fields_set__ | {"sequence_number"}
         )
-        object.__setattr__(copy, "__pydantic_extra__", None)
-        object.__setattr__(copy, "__pydantic_private__", None)
+        extra, private = self.__pydantic_extra__, self.__pydantic_private__
+        object.__setattr__(copy, "__pydantic_extra__", None if extra is None else dict(extra))
+        object.__setattr__(copy, "__pydantic_private__", None if private is None else dict(private))
         return copy
 
 

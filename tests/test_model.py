@@ -84,6 +84,18 @@ def test_json_trees_keep_types_apart() -> None:
     assert [type(evt.data[k]) for k in ("b", "i", "f", "s")] == [bool, int, float, str]
 
 
+def test_with_sequence_is_model_copy_with_the_number() -> None:
+    original = event(data={"k": [1, 2.5, None]}, provider="p")
+    numbered = original.with_sequence(7)
+    expected = original.model_copy(update={"sequence_number": 7})
+    assert numbered == expected and numbered.sequence_number == 7
+    assert numbered.model_fields_set == expected.model_fields_set
+    assert numbered.model_dump() == expected.model_dump()
+    assert original.sequence_number is None  # the original is untouched
+    with pytest.raises(ValidationError):
+        numbered.sequence_number = 8  # type: ignore[misc]  # still frozen
+
+
 @pytest.mark.parametrize("bad", ["", "x" * 256, 5])
 def test_ids_are_non_empty_strings_up_to_255(bad: object) -> None:
     with pytest.raises(ValidationError):
