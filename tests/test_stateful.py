@@ -9,6 +9,9 @@ file written to ``--asm-repro-dir`` must fail on its own. The correct stores mus
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,23 @@ def reproduction_steps(source: str) -> list[str]:
         and not line.startswith("     ")
         and line.strip().startswith(STEP_STARTS)
     ]
+
+
+@pytest.mark.parametrize("ci", ["true", None])
+def test_the_seed_decides_the_run_on_ci_machines_too(ci: str | None) -> None:
+    """Hypothesis picks a derandomized profile when CI is set; the kit's profiles must not
+    inherit it, or a CI run explores other cases than ``--asm-seed`` replays locally."""
+    probe = (
+        "from pytest_asm_contract.profiles import PROFILES, hypothesis_settings; "
+        "print([hypothesis_settings(p).derandomize for p in PROFILES])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci is not None:
+        env["CI"] = ci
+    found = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[False, False, False]", found.stdout + found.stderr
 
 
 def test_there_are_enough_sequence_mutants() -> None:
