@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from tests.zoo import mutants
 STATEFUL_TEST = str(Path(stateful_module.__file__))
 SEQUENCE_MUTANTS = [(t, c) for t, c in mutants() if t.startswith("tests.zoo.sequences:")]
 SEED = 1
+#: Seeds a broken store gets before the machine is said to miss it (see ``caught``).
+SEEDS = (1, 2, 3)
 MAX_STEPS = 10
 STEP_STARTS = ("store.", "result = store.", "with pytest.raises(")
 
@@ -79,18 +82,33 @@ def test_there_are_enough_sequence_mutants() -> None:
     assert len(SEQUENCE_MUTANTS) >= 10
 
 
+def caught(pytester: pytest.Pytester, target: str, store_class: type) -> str:
+    """The output of the first run, over ``SEEDS``, that fails ``target`` on all its rules.
+
+    Hypothesis now and then draws constants from the loaded code, so what one seed explores
+    shifts when the code changes; a bug the machine finds should not hang on one lucky seed.
+    """
+    outputs = []
+    for seed in SEEDS:
+        shutil.rmtree(pytester.path / "repro", ignore_errors=True)
+        result = run_stateful(pytester, target, f"--asm-seed={seed}")
+        outputs.append(result.stdout.str())
+        found = statuses(pytester)
+        if result.ret == 1 and all(found[rule] == "failed" for rule in store_class.BREAKS):
+            return outputs[-1]
+    raise AssertionError(
+        f"{target} ({store_class.__doc__}) not caught on {store_class.BREAKS} with seeds "
+        f"{SEEDS}:\n{outputs[-1]}"
+    )
+
+
 @pytest.mark.parametrize(
     ("target", "store_class"), SEQUENCE_MUTANTS, ids=[t for t, _ in SEQUENCE_MUTANTS]
 )
 def test_state_machine_alone_catches_sequence_bug(
     pytester: pytest.Pytester, target: str, store_class: type
 ) -> None:
-    result = run_stateful(pytester, target)
-    output = result.stdout.str()
-    assert result.ret == 1, output
-    found = statuses(pytester)
-    missed = [rule for rule in store_class.BREAKS if found[rule] != "failed"]
-    assert not missed, f"{target} ({store_class.__doc__}) not caught on {missed}:\n{output}"
+    output = caught(pytester, target, store_class)
     for rule_id in store_class.BREAKS:
         assert f"{rule_id} violated" in output
 
@@ -105,30 +123,17 @@ def test_state_machine_alone_catches_sequence_bug(
 
 
 #: Broken stores outside the sequence zoo that only the state machine's newer steps reach: an
-#: invalid single append (GapAfterFailedWrite) and agent ids holding LIKE wildcards. Detection is
-#: a matter of drawing the right pools and filters, so each gets a few seeds (LikeAgentFilter is
-#: caught with seeds 2-6 and missed with seed 1).
+#: invalid single append (GapAfterFailedWrite) and agent ids holding LIKE wildcards
+#: (LikeAgentFilter, which the example-based checks catch every time).
 OTHER_MUTANTS = [
     "tests.zoo.sequencing:GapAfterFailedWrite",
     "tests.zoo.data:LikeAgentFilter",
 ]
-OTHER_SEEDS = (1, 2, 3)
 
 
 @pytest.mark.parametrize("target", OTHER_MUTANTS)
 def test_state_machine_alone_catches_other_zoo_bugs(pytester: pytest.Pytester, target: str) -> None:
-    store_class = dict(mutants())[target]
-    outputs = []
-    for seed in OTHER_SEEDS:
-        result = run_stateful(pytester, target, f"--asm-seed={seed}")
-        outputs.append(result.stdout.str())
-        found = statuses(pytester)
-        if result.ret == 1 and all(found[rule] == "failed" for rule in store_class.BREAKS):
-            return
-    raise AssertionError(
-        f"{target} ({store_class.__doc__}) not caught on {store_class.BREAKS} with seeds "
-        f"{OTHER_SEEDS}:\n{outputs[-1]}"
-    )
+    caught(pytester, target, dict(mutants())[target])
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from pytest_asm_contract import rule
@@ -111,7 +112,10 @@ class TestArtifacts:
 
     @rule("ART-1", "ART-2")
     def test_generated_keys_and_payloads(
-        self, asm_artifact_store_factory: StoreFactory, asm_hypothesis_settings: settings
+        self,
+        asm_artifact_store_factory: StoreFactory,
+        asm_hypothesis_settings: settings,
+        asm_seed: int,
     ) -> None:
         store = asm_artifact_store_factory()
         model: dict[str, bytes] = {}
@@ -121,6 +125,7 @@ class TestArtifacts:
             max_examples=min(asm_hypothesis_settings.max_examples, 50),
             suppress_health_check=[HealthCheck.too_slow],
         )
+        @hypothesis_seed(asm_seed)
         @given(st.lists(st.tuples(keys, payloads | st.none()), min_size=1, max_size=8))
         def check(steps: list[tuple[str, bytes | None]]) -> None:
             for key, data in steps:
