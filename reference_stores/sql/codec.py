@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_asm_contract.errors import validation_error
 from pytest_asm_contract.model import Event, Run, Session
 from reference_stores.sql.schema import COLUMNS
+
+try:
+    import orjson as _orjson
+except ImportError:  # optional speed-up; the standard encoder below writes the same values
+    _orjson = None  # type: ignore[assignment]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -59,8 +64,24 @@ _C_ENCODE: Any = (
 
 
 def dump_json(value: Any) -> str:
+    """``value``, a validated JSON tree (str keys, finite floats, 64-bit ints), as ASCII JSON.
+
+    orjson, when installed (the ``sql`` extra brings it), writes it about seven times faster.
+    Its output is used only when it is ASCII; text with other characters, or with a lone
+    surrogate (which orjson refuses), goes through the standard encoder's escapes. Either way
+    ``json.loads`` gives back the same values (orjson writes floats as their shortest
+    round-tripping form too, sometimes spelled differently: ``1e16`` for ``1e+16``).
+    """
     if not value and isinstance(value, dict):
         return "{}"  # most metadata objects are empty
+    if _orjson is not None:
+        try:
+            fast: bytes = _orjson.dumps(value)
+        except _orjson.JSONEncodeError:
+            pass
+        else:
+            if fast.isascii():
+                return fast.decode("ascii")
     if _C_ENCODE is not None and isinstance(value, dict | list):
         return "".join(_C_ENCODE(value, 0))
     return _ENCODER.encode(value)
@@ -84,6 +105,14 @@ def _opt_micros(value: datetime | None) -> int | None:
 
 def _opt_datetime(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Limits:
@@ -137,7 +166,15 @@ class Limits:
             )
         )
 
-    def check_events(self, events: Iterable[Event]) -> None:
+    def check_events(self, events: Sequence[Event]) -> None:
+        # Almost every batch is fine: one encode of all its strings tells, and only a batch
+        # that fails it is checked field by field, for the message.
+        text = "".join(
+            f"{e.id}{e.session_id}{e.run_id or ''}{e.provider or ''}{e.correlation_id or ''}"
+            for e in events
+        )
+        if (self.nul_allowed or "\x00" not in text) and _encodes(text):
+            return
         for index, event in enumerate(events):
             try:
                 self.check(
@@ -240,7 +277,7 @@ def event_values(event: Event, sequence_number: int) -> tuple[Any, ...]:
         event.id,
         event.session_id,
         sequence_number,
-        event.type.value,
+        event.type._value_,  # the plain attribute: ``.value`` is a slower descriptor
         to_micros(event.timestamp),
         event.run_id,
         dump_json(event.data),

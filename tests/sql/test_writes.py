@@ -58,3 +58,16 @@ def test_a_batch_with_a_stored_id_returns_the_stored_event(store: SqlSessionStor
     assert stored[0] == first[1]  # first write wins (IDEM-1)
     assert [e.sequence_number for e in stored] == [2, 3, 4]
     assert [e.sequence_number for e in store.get_events(session.id)] == [1, 2, 3, 4]
+
+
+def test_the_callers_events_stay_as_they_were(store: SqlSessionStore) -> None:
+    """The store numbers its own validated copies in place, never the caller's objects."""
+    session = Session(agent_id="writer")
+    given = _events(session.id, 3)
+    before = [(e.model_dump(), set(e.model_fields_set)) for e in given]
+    stored = store.append_events(given)
+    assert [(e.model_dump(), set(e.model_fields_set)) for e in given] == before
+    expected = [e.with_sequence(n) for n, e in enumerate(given, start=1)]
+    assert stored == expected
+    assert not any(s is g for s, g in zip(stored, given, strict=True))
+    assert all("sequence_number" in e.model_fields_set for e in stored)
