@@ -3,11 +3,14 @@
 * One Engine (and connection pool) per database URL and process, shared by every store on that
   URL; each store works through ``engine.execution_options()``, a view with its own event
   dispatch (so the fault hook of one store never touches another) on the same pool.
-* SQLite: WAL journal, ``synchronous=NORMAL`` (``OFF`` for temporary files), 30 s busy timeout,
-  and SQLAlchemy emits ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for writes (a deferred transaction
-  that upgrades to a writer fails with "database is locked" whatever the busy timeout), plain
-  ``BEGIN`` for reads. Writers of one process also queue on a lock per database file instead of
-  spinning in SQLite's busy handler.
+* SQLite: WAL journal, ``synchronous=NORMAL`` (``OFF`` for temporary files), 30 s busy timeout.
+  The driver runs in autocommit mode: a write transaction starts with an explicit
+  ``BEGIN IMMEDIATE`` (``begin_write``; a deferred transaction that upgrades to a writer fails
+  with "database is locked" whatever the busy timeout), and a read, always one statement, is its
+  own snapshot, with no BEGIN/COMMIT round trip. (A "begin" engine event would do the same for
+  every transaction, but any engine event makes SQLAlchemy dispatch events around every
+  statement: a third of a one-row read.) Writers of one process also queue on a lock per
+  database file instead of spinning in SQLite's busy handler.
 * MariaDB/MySQL: ``READ COMMITTED``, strict SQL mode, ``utf8mb4``.
 * PostgreSQL: ``READ COMMITTED`` (the default); reads run in autocommit (one round trip).
 * Isolated namespaces: a fresh table prefix with the schema created by the Alembic revision,
@@ -38,7 +41,6 @@ try:
 except ImportError:  # DEP-1
     sa = None  # type: ignore[assignment]
 
-WRITE_OPTION = "asm_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POOL_SIZE = 8
 POOL_OVERFLOW = 24
@@ -49,6 +51,8 @@ _file_locks: dict[str, threading.Lock] = {}
 _templates: dict[str, Path] = {}
 _temp_dirs: set[str] = set()
 _gates: weakref.WeakKeyDictionary[Any, FairGate] = weakref.WeakKeyDictionary()
+#: The SQLite engines set up here (driver in autocommit mode: see ``begin_write``).
+_autocommit_sqlite: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 #: engine key -> free isolated prefixes (empty tables, ready for reuse)
 _free_namespaces: dict[str, list[str]] = {}
 #: engine key -> (engine, every isolated prefix this process created there)
@@ -134,7 +138,21 @@ def write_lock(engine: sa.Engine) -> threading.Lock | None:
         return _file_locks.setdefault(path, threading.Lock())
 
 
+def begins_explicitly(engine: sa.Engine) -> bool:
+    """Whether ``engine`` is a SQLite engine of ours, whose write transactions ``begin_write``
+    must start (an Engine from elsewhere keeps its driver's own transaction handling)."""
+    return engine in _autocommit_sqlite
+
+
+def begin_write(connection: sa.Connection, engine: sa.Engine) -> None:
+    """Start the write transaction on ``connection``, just after ``connection.begin()``."""
+    if engine in _autocommit_sqlite:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _setup_sqlite(engine: sa.Engine, synchronous: str) -> None:
+    _autocommit_sqlite.add(engine)
+
     @sa.event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, record: Any) -> None:
         # SQLAlchemy, not the sqlite3 module, decides where transactions begin (see "begin").
@@ -146,11 +164,6 @@ def _setup_sqlite(engine: sa.Engine, synchronous: str) -> None:
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         finally:
             cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def begin(connection: sa.Connection) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _setup_mysql(engine: sa.Engine) -> None:
@@ -285,7 +298,8 @@ def release_namespace(engine: sa.Engine, prefix: str) -> None:
     """Empty the namespace's tables in one transaction and keep it for the next isolated store."""
     tables = tables_for(prefix)
     lock = write_lock(engine) or contextlib.nullcontext()
-    with lock, engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+    with lock, engine.begin() as connection:
+        begin_write(connection, engine)
         for name in reversed(TABLES):
             connection.execute(getattr(tables, name).delete())
     with _lock:
@@ -310,9 +324,10 @@ def drop_namespace(engine: sa.Engine, prefix: str) -> None:
     from reference_stores.sql import migrate
 
     lock = write_lock(engine) or contextlib.nullcontext()
-    with lock, engine.execution_options(**{WRITE_OPTION: True}).connect() as connection:
+    with lock, engine.connect() as connection:
         _limit_lock_waits(connection)
         connection.commit()
+        begin_write(connection, engine)
         migrate.downgrade(connection, prefix)
         sa.Table(version_table(prefix), sa.MetaData()).drop(connection, checkfirst=True)
         connection.commit()

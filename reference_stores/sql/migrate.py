@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_asm_contract.errors import StoreError, dependency_not_available
+from reference_stores.sql import engines
 from reference_stores.sql.schema import DEFAULT_PREFIX, check_prefix, version_table
 
 try:
@@ -59,7 +60,7 @@ def alembic_config(connection: Any = None, table_prefix: str = DEFAULT_PREFIX) -
     return config
 
 
-def _run(target: Any, table_prefix: str, action: Any) -> Any:
+def _run(target: Any, table_prefix: str, action: Any, write: bool = True) -> Any:
     """Run ``action(config)`` on a connection to ``target`` (URL, Engine or Connection)."""
     if isinstance(target, sa.Connection):
         return action(alembic_config(target, table_prefix))
@@ -67,6 +68,8 @@ def _run(target: Any, table_prefix: str, action: Any) -> Any:
     engine = sa.create_engine(target, poolclass=sa.pool.NullPool) if owned else target
     try:
         with engine.connect() as connection:
+            if write:  # on the store's SQLite engines: one BEGIN IMMEDIATE transaction
+                engines.begin_write(connection, engine)
             result = action(alembic_config(connection, table_prefix))
             connection.commit()
             return result
@@ -104,7 +107,7 @@ def current(target: Any, table_prefix: str = DEFAULT_PREFIX) -> str | None:
         rev: str | None = context.get_current_revision()
         return rev
 
-    result: str | None = _run(target, table_prefix, read)
+    result: str | None = _run(target, table_prefix, read, write=False)
     return result
 
 
@@ -135,8 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             downgrade(args.url, args.table_prefix, args.revision)
         elif args.command == "drop":
             _require("drop")
-            from reference_stores.sql import engines
-
             engine = sa.create_engine(args.url, poolclass=sa.pool.NullPool)
             try:
                 engines.drop_namespace(engine, args.table_prefix)

@@ -214,7 +214,7 @@ class SqlSessionStore:
             if self._postgres
             else self._engine
         )
-        self._writer = self._engine.execution_options(**{engines.WRITE_OPTION: True})
+        self._begins_explicitly = engines.begins_explicitly(base)
         self._write_lock = engines.write_lock(base)
         self._gate = engines.gate(base)
         self._limits = codec.Limits(self._dialect)
@@ -375,9 +375,10 @@ class SqlSessionStore:
             try:
                 with (
                     self._write_lock or contextlib.nullcontext(),
-                    self._connect(self._writer, operation, True) as connection,
+                    self._connect(self._engine, operation, True) as connection,
                     connection.begin(),
                 ):
+                    self._begin_write(connection)
                     result = fn(connection)
                     committing = True
             except (StoreError, _IdsAlreadyStored):
@@ -394,6 +395,11 @@ class SqlSessionStore:
             self._waiter.bump()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _begin_write(self, connection: sa.Connection) -> None:
+        """Start the write transaction just begun on ``connection`` (see engines.begin_write)."""
+        if self._begins_explicitly:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     # -- sessions -------------------------------------------------------------------------------
     def save_session(self, session: Session) -> None:
@@ -591,21 +597,21 @@ class SqlSessionStore:
         for event_id, event in first.items():
             if event_id not in stored:
                 new.setdefault(event.session_id, []).append(event)
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         values = codec.event_values
         for session_id in sorted(new):  # one lock order for every writer: no deadlocks
             fresh = new[session_id]
-            last = self._reserve(connection, session_id, len(fresh))
-            for number, event in enumerate(fresh, start=last - len(fresh) + 1):
-                stored[event.id] = _numbered(event, number)
-                rows.append(values(event, number))
+            start = self._reserve(connection, session_id, len(fresh)) - len(fresh) + 1
+            rows += [values(_numbered(e, n), n) for n, e in enumerate(fresh, start=start)]
         if rows:
             skipping = self._statements.insert_new_event_sql if assume_new else None
             if skipping is None:
                 self._insert_events(connection, rows)
             elif connection.exec_driver_sql(skipping, rows).rowcount != len(rows):
                 raise _IdsAlreadyStored
-        return [stored[event.id] for event in events]
+        if not stored and len(first) == len(events):
+            return events  # all new, all numbered in place
+        return [stored[e.id] if e.id in stored else first[e.id] for e in events]
 
     def _insert_events(self, connection: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         """One executemany of ``codec.event_values`` tuples. Where no column needs a bind

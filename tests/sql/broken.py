@@ -33,7 +33,8 @@ class RawErrorStore(SqlSessionStore):
     BREAKS = ("FLUSH-3",)
 
     def _write(self, operation: str, fn: Callable[[sa.Connection], T]) -> T:
-        with self._writer.begin() as connection:
+        with self._engine.begin() as connection:
+            self._begin_write(connection)
             return fn(connection)
 
 
@@ -42,7 +43,9 @@ class CounterOutsideTransactionStore(SqlSessionStore):
 
     BREAKS = ("FLUSH-3",)
 
-    def _store_events(self, connection: sa.Connection, events: list[Event]) -> list[Event]:
+    def _store_events(
+        self, connection: sa.Connection, events: list[Event], assume_new: bool = False
+    ) -> list[Event]:
         first: dict[str, Event] = {}
         for event in events:
             first.setdefault(event.id, event)
@@ -53,7 +56,8 @@ class CounterOutsideTransactionStore(SqlSessionStore):
                 new.setdefault(event.session_id, []).append(event)
         rows = []
         for session_id, fresh in new.items():
-            with self._writer.begin() as own:  # the mistake: its own, committed transaction
+            with self._engine.begin() as own:  # the mistake: its own, committed transaction
+                self._begin_write(own)
                 last = self._reserve(own, session_id, len(fresh))
             for number, event in enumerate(fresh, start=last - len(fresh) + 1):
                 stored[event.id] = event.with_sequence(number)

@@ -8,7 +8,8 @@ import pytest
 
 from pytest_asm_contract import rule
 from pytest_asm_contract.faults import fault_injector, sql_is_write
-from pytest_asm_contract.suite.builders import a_session, some_events
+from pytest_asm_contract.model import ExecutionResult
+from pytest_asm_contract.suite.builders import a_run, a_session, sequences, some_events
 from reference_stores.sql import SqlSessionStore
 from tests.sql import broken
 from tests.sql.conftest import server_url
@@ -42,6 +43,21 @@ def test_broken_sql_store_fails_flush_3(pytester: pytest.Pytester, name: str) ->
     statuses = {r["id"]: r["status"] for r in report["rules"]}
     assert result.ret == 1
     assert [r for r in store_class.BREAKS if statuses[r] != "failed"] == [], statuses
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_sql_store_works_while_nothing_fails(name: str) -> None:
+    """Each flaw shows only under failures: the kit must catch it by injecting them."""
+    server = BROKEN[name]
+    options = {} if server is None else {"url": server_url(server), "isolated": True}
+    with getattr(broken, name)(**options) as store:
+        session = a_session()
+        run = a_run(session)
+        store.flush(ExecutionResult(session=session, run=run, events=some_events(session, 2, run)))
+        appended = store.append_events(some_events(session, 3))
+        assert sequences(appended) == [3, 4, 5]
+        assert sequences(store.get_events(session.id)) == [1, 2, 3, 4, 5]
+        assert store.get_run(run.id) == run
 
 
 def test_the_hook_returns_the_engine_every_write_goes_through() -> None:
