@@ -37,7 +37,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pytest_asm_contract.errors import RETRYABLE_CODES, STORAGE_CODES, ErrorCode, StoreError
-from pytest_asm_contract.faults import HOOK, FaultHookError
+from pytest_asm_contract.faults import (
+    HOOK,
+    FaultHookError,
+    chain_mentions,
+    hook_targets,
+    target_kind,
+)
 from pytest_asm_contract.history import AttemptError, Call, Op, Recorder, describe_error
 from pytest_asm_contract.model import Event, ExecutionResult
 
@@ -355,16 +361,9 @@ class _BotocoreAfterCall(_Target):
 
 
 def _adapt(target: object) -> _Target:
-    module = type(target).__module__
-    if module.startswith("sqlalchemy") and hasattr(target, "dialect"):
+    if target_kind(target, "ambiguous failures") == "sqlalchemy":
         return _SqlAlchemyCommit(target)
-    meta = getattr(target, "meta", None)
-    if meta is not None and hasattr(meta, "events") and hasattr(meta, "service_model"):
-        return _BotocoreAfterCall(target)
-    raise FaultHookError(
-        f"{HOOK}() returned a {module}.{type(target).__name__}; the kit injects ambiguous "
-        "failures into a SQLAlchemy Engine or a botocore client (or a list of them)"
-    )
+    return _BotocoreAfterCall(target)
 
 
 class BackendAmbiguity:
@@ -417,23 +416,13 @@ class BackendAmbiguity:
 
 def backend_ambiguity(store: object, seed: int, rate: float = 0.25) -> BackendAmbiguity | None:
     """Ambiguous failures through ``store``'s fault hook, or None when it has none."""
-    hook = getattr(store, HOOK, None)
-    if not callable(hook):
-        return None
-    target = hook()
-    targets = list(target) if isinstance(target, list | tuple) else [target]
-    return BackendAmbiguity(targets, seed, rate)
+    targets = hook_targets(store)
+    return None if targets is None else BackendAmbiguity(targets, seed, rate)
 
 
 def is_injected(error: BaseException | None) -> bool:
     """Whether ``error`` (or an exception it chains) is an ambiguous failure injected here."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if MARKER in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return chain_mentions(error, MARKER)
 
 
 STORAGE_RETRY = frozenset(STORAGE_CODES)

@@ -27,7 +27,7 @@ import importlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 #: The name of the store method that returns the fault target.
 HOOK = "asm_fault_target"
@@ -159,22 +159,51 @@ class _BotocoreTarget(_Target):
             self._handler = None
 
 
-def _adapt(target: object) -> _Target:
+# -- what the hook returns (shared with ambiguous.py) -------------------------------------------
+def hook_targets(store: object) -> list[object] | None:
+    """What ``store``'s fault hook returns, as a list; None when the store has no hook."""
+    hook = getattr(store, HOOK, None)
+    if not callable(hook):
+        return None
+    target = hook()
+    return list(target) if isinstance(target, list | tuple) else [target]
+
+
+def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore"]:
+    """Which kind of target the hook returned, told by its shape (nothing is imported)."""
     module = type(target).__module__
     if module.startswith("sqlalchemy") and hasattr(target, "dialect"):
-        return _SqlAlchemyTarget(target)
+        return "sqlalchemy"
     meta = getattr(target, "meta", None)
     if meta is not None and hasattr(meta, "events") and hasattr(meta, "service_model"):
-        try:  # the full botocore injector (lost replies, throttling, connection errors)
-            botocore_faults = importlib.import_module("pytest_asm_contract.faults_botocore")
-        except ModuleNotFoundError:
-            return _BotocoreTarget(target)
-        adapted: _Target = botocore_faults.BotocoreTarget(target)
-        return adapted
+        return "botocore"
     raise FaultHookError(
-        f"{HOOK}() returned a {module}.{type(target).__name__}; the kit injects faults into a "
-        "SQLAlchemy Engine or a botocore client (or a list of them), see docs/fault-injection.md"
+        f"{HOOK}() returned a {module}.{type(target).__name__}; the kit injects {injects} into "
+        "a SQLAlchemy Engine or a botocore client (or a list of them), see "
+        "docs/fault-injection.md"
     )
+
+
+def chain_mentions(error: BaseException | None, marker: str) -> bool:
+    """Whether ``error``, or an exception it chains, says ``marker``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if marker in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _adapt(target: object) -> _Target:
+    if target_kind(target, "faults") == "sqlalchemy":
+        return _SqlAlchemyTarget(target)
+    try:  # the full botocore injector (lost replies, throttling, connection errors)
+        botocore_faults = importlib.import_module("pytest_asm_contract.faults_botocore")
+    except ModuleNotFoundError:
+        return _BotocoreTarget(target)
+    adapted: _Target = botocore_faults.BotocoreTarget(target)
+    return adapted
 
 
 class FaultInjector:
@@ -215,23 +244,13 @@ def fault_injector(store: object) -> FaultInjector | None:
 
     Raises ``FaultHookError`` when the hook returns something the kit cannot use.
     """
-    hook = getattr(store, HOOK, None)
-    if not callable(hook):
-        return None
-    target = hook()
-    targets = list(target) if isinstance(target, list | tuple) else [target]
-    return FaultInjector(targets)
+    targets = hook_targets(store)
+    return None if targets is None else FaultInjector(targets)
 
 
 def is_injected(error: BaseException | None) -> bool:
     """Whether ``error`` (or an exception it chains) is a fault this module injected."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if MARKER in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return chain_mentions(error, MARKER)
 
 
 __all__ = [

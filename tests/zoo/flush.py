@@ -102,3 +102,14 @@ class FlushVisibleInSteps(InMemorySessionStore):
             self._runs[checked.run.id] = checked.run
         time.sleep(0.002)
         self.append_events(checked.events)
+
+
+class FlushHookOnTheWrongObject(InMemorySessionStore):
+    """Its fault hook returns something the kit cannot inject failures into (the store itself,
+    not a SQLAlchemy Engine or a botocore client): FLUSH-3 fails with the reason, rather than
+    being skipped as for a store without the hook."""
+
+    BREAKS = ("FLUSH-3",)
+
+    def asm_fault_target(self) -> object:
+        return self
