@@ -10,7 +10,8 @@ One run on one machine, figures printed side by side:
 2. the same batches appended a second time (every id already stored: the store finds them and
    writes nothing), the store alone;
 3. 8 threads of single ``append_event_with_sequence`` calls to one session, on PostgreSQL (and
-   the other backends for reference), checking that the numbers are exactly 1..n.
+   the other backends for reference), checking that the numbers are exactly 1..n;
+4. the latency of three reads (one thread, a session of 100 events).
 
 Run it from the repository root:
 
@@ -49,7 +50,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_asm_contract.model import Event, EventType
+from pytest_asm_contract.model import Event, EventType, Session
 from reference_stores.sql import SqlSessionStore, codec, migrate
 from reference_stores.sql.schema import COLUMNS, version_table
 
@@ -336,6 +337,32 @@ def threaded_singles(url: str, threads: int, per_thread: int) -> tuple[float, in
         store.close()
 
 
+# -- reads --------------------------------------------------------------------------------------
+def read_latencies(url: str, calls: int = 300) -> dict[str, float]:
+    """Median µs per call of three reads on one session of 100 events (one thread)."""
+    store = SqlSessionStore(url, isolated=True)
+    try:
+        session_id = f"ses-{uuid.uuid4().hex}"
+        store.save_session(Session(id=session_id, agent_id="bench"))
+        store.append_events(make_batches(session_id, 1, 100)[0])
+        reads: dict[str, Callable[[], object]] = {
+            "get_latest_sequence": lambda: store.get_latest_sequence(session_id),
+            "get_session": lambda: store.get_session(session_id),
+            "get_events(limit=10)": lambda: store.get_events(session_id, limit=10),
+        }
+        figures = {}
+        for name, read in reads.items():
+            times = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                read()
+                times.append(time.perf_counter() - start)
+            figures[name] = statistics.median(times) * 1e6
+        return figures
+    finally:
+        store.close()
+
+
 def commit_latency_ms(url: str, samples: int = 50) -> float:
     """Median time of a one-row UPDATE and its COMMIT on an otherwise idle connection."""
     table = f"lat_{uuid.uuid4().hex[:10]}"
@@ -444,6 +471,13 @@ def main() -> int:
     for name, url in backends.items():
         rate, gaps, repeats = threaded_singles(url, args.threads, args.per_thread)
         print(f"{name:<11} {rate:>10,.0f} {gaps:>6} {repeats:>8}")
+
+    print("\nreads of a session of 100 events, one thread; median µs per call")
+    latencies = {name: read_latencies(url) for name, url in backends.items()}
+    names = list(next(iter(latencies.values())))
+    print(f"{'backend':<11}" + "".join(f" {n:>22}" for n in names))
+    for name, figures in latencies.items():
+        print(f"{name:<11}" + "".join(f" {figures[n]:>22,.0f}" for n in names))
     return 0
 
 
