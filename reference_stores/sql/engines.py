@@ -138,14 +138,10 @@ def write_lock(engine: sa.Engine) -> threading.Lock | None:
         return _file_locks.setdefault(path, threading.Lock())
 
 
-def begins_explicitly(engine: sa.Engine) -> bool:
-    """Whether ``engine`` is a SQLite engine of ours, whose write transactions ``begin_write``
-    must start (an Engine from elsewhere keeps its driver's own transaction handling)."""
-    return engine in _autocommit_sqlite
-
-
 def begin_write(connection: sa.Connection, engine: sa.Engine) -> None:
-    """Start the write transaction on ``connection``, just after ``connection.begin()``."""
+    """Start the write transaction on ``connection``, just after ``connection.begin()``: on a
+    SQLite engine of ours, ``BEGIN IMMEDIATE``; an Engine from elsewhere keeps its driver's own
+    transaction handling."""
     if engine in _autocommit_sqlite:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 

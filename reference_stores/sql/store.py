@@ -214,7 +214,6 @@ class SqlSessionStore:
             if self._postgres
             else self._engine
         )
-        self._begins_explicitly = engines.begins_explicitly(base)
         self._write_lock = engines.write_lock(base)
         self._gate = engines.gate(base)
         self._limits = codec.Limits(self._dialect)
@@ -398,8 +397,7 @@ class SqlSessionStore:
 
     def _begin_write(self, connection: sa.Connection) -> None:
         """Start the write transaction just begun on ``connection`` (see engines.begin_write)."""
-        if self._begins_explicitly:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        engines.begin_write(connection, self._base)
 
     # -- sessions -------------------------------------------------------------------------------
     def save_session(self, session: Session) -> None:
