@@ -564,17 +564,15 @@ class SqlSessionStore:
     def _write_events(self, operation: str, fn: Callable[[sa.Connection, bool], T]) -> T:
         """Run ``fn(connection, assume_new)`` in one write transaction.
 
-        Most appended ids are new, so where the backend can insert "unless the key exists" and
-        count what it inserted, the first try skips the lookup of stored ids (a third of a
-        batch's time on PostgreSQL). If an id turns out to be stored, that transaction is rolled
-        back and the operation runs again with the lookup.
+        Most appended ids are new, so the first try skips the lookup of stored ids (a third of a
+        batch's time on PostgreSQL) and inserts with a plain INSERT. If the INSERT breaks a
+        unique key, an id was stored already (or a racing writer stored it first): that
+        transaction is rolled back and the operation runs again with the lookup.
         """
-        if self._statements.insert_new_event_sql is not None:
-            try:
-                return self._write(operation, lambda c: fn(c, True))
-            except _IdsAlreadyStored:
-                pass
-        return self._write(operation, lambda c: fn(c, False))
+        try:
+            return self._write(operation, lambda c: fn(c, True))
+        except _IdsAlreadyStored:
+            return self._write(operation, lambda c: fn(c, False))
 
     def _store_events(
         self, connection: sa.Connection, events: list[Event], assume_new: bool = False
@@ -582,8 +580,9 @@ class SqlSessionStore:
         """Store the events not stored yet, numbering them per session; return the stored view.
 
         A repeated id maps to its first occurrence (IDEM-3) or to the stored event (IDEM-1).
-        With ``assume_new``, stored ids are not looked up: the insert skips them and, if it
-        skipped any, raises ``_IdsAlreadyStored`` so that the caller rolls back and retries.
+        With ``assume_new``, stored ids are not looked up: an insert that breaks a unique key
+        raises ``_IdsAlreadyStored``, so that the caller rolls back and retries with the lookup
+        (which then maps stored ids, and lets the plain INSERT report any other conflict).
         """
         first = {event.id: event for event in events}
         if len(first) < len(events):  # a repeated id: keep its first occurrence (and place)
@@ -602,11 +601,12 @@ class SqlSessionStore:
             start = self._reserve(connection, session_id, len(fresh)) - len(fresh) + 1
             rows += [values(_numbered(e, n), n) for n, e in enumerate(fresh, start=start)]
         if rows:
-            skipping = self._statements.insert_new_event_sql if assume_new else None
-            if skipping is None:
+            try:
                 self._insert_events(connection, rows)
-            elif connection.exec_driver_sql(skipping, rows).rowcount != len(rows):
-                raise _IdsAlreadyStored
+            except sa.exc.IntegrityError:
+                if not assume_new:
+                    raise
+                raise _IdsAlreadyStored from None
         if not stored and len(first) == len(events):
             return events  # all new, all numbered in place
         return [stored[e.id] if e.id in stored else first[e.id] for e in events]
@@ -751,7 +751,8 @@ def _numbered(event: Event, number: int) -> Event:
 
 
 class _IdsAlreadyStored(Exception):
-    """An insert that assumed every id new skipped some: roll back, retry with the lookup."""
+    """An insert that assumed every id new broke a unique key: roll back, retry with the
+    lookup."""
 
 
 def _lost_connection(error: BaseException) -> bool:
@@ -793,16 +794,11 @@ class _Statements:
         self.insert_event = sa.insert(tables.events)
         #: The INSERT with positional parameters in ``codec.EVENT_COLUMNS`` order, or None.
         self.insert_event_sql: str | None = None
-        #: The same INSERT skipping rows whose id is stored (ON CONFLICT DO NOTHING), or None.
-        self.insert_new_event_sql: str | None = None
         self.select_events_sql = str(sa.select(tables.events).compile(dialect=engine_dialect))
         if dialect not in MYSQL_DIALECTS:
             insert = _for_driver(self.insert_event, engine_dialect, codec.EVENT_COLUMNS)
             if insert is not None and insert[1] == codec.EVENT_COLUMNS:
                 self.insert_event_sql = insert[0]
-                # Any unique key, not just the id: a skipped row of any kind only sends the
-                # batch down the careful path, whose plain INSERT reports a real conflict.
-                self.insert_new_event_sql = f"{insert[0]} ON CONFLICT DO NOTHING"
         self.upsert_session = _upsert(tables.sessions, dialect)
         self.upsert_run = _upsert(tables.runs, dialect)
         counters = tables.sequences
