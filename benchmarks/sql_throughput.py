@@ -6,7 +6,8 @@ One run on one machine, figures printed side by side:
    PostgreSQL (and MariaDB when reachable), against the raw driver's ``executemany`` of the same
    rows into the same table (pre-serialised rows, one transaction per batch: the floor the store
    cannot beat), and against eventsourcing's application recorders (``insert_events`` of the
-   same number of stored events of one aggregate, same payload bytes);
+   same number of stored events of one aggregate, same payload bytes). The contenders take
+   turns: each round times each of them once, so all of them share the machine's slow spells;
 2. the same batches appended a second time (every id already stored: the store finds them and
    writes nothing), the store alone;
 3. 8 threads of single ``append_event_with_sequence`` calls to one session, on PostgreSQL (and
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import importlib.util
 import os
@@ -88,20 +90,41 @@ def timed(run: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def median_rate(events: int, runs: list[Callable[[], None]]) -> float:
-    """Events per second: the median over the runs (each run gets fresh tables)."""
-    return statistics.median(events / timed(run) for run in runs)
+#: Prepares one timed run on fresh tables: yields the run, cleans up after it (not timed).
+Contender = Callable[[], contextlib.AbstractContextManager[Callable[[], None]]]
+
+
+def interleaved(
+    events: int, contenders: dict[str, Contender], rounds: int
+) -> dict[str, list[float]]:
+    """Events/s of every run, contender by contender within each round, round after round.
+
+    Interleaving puts the contenders side by side in time, so a slow spell of the machine or of
+    a server (a checkpoint, a neighbour's job) falls on all of them instead of on whichever was
+    measured then; each ratio is taken within one round.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, prepare in contenders.items():
+            with prepare() as run:
+                rates[name].append(events / timed(run))
+    return rates
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of the per-round ratios."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 # -- the store ----------------------------------------------------------------------------------
-def store_batches(url: str, batches: int, size: int, repeat: int, replay: bool = False) -> float:
+@contextlib.contextmanager
+def store_run(
+    url: str, batches: int, size: int, replay: bool = False
+) -> Iterator[Callable[[], None]]:
     """Batches appended to a fresh store; with ``replay``, the same batches a second time (every
     id is stored, nothing is written) and only that second pass is timed."""
-    stores: list[SqlSessionStore] = []
-
-    def one() -> Callable[[], None]:
-        store = SqlSessionStore(url, isolated=True)
-        stores.append(store)
+    store = SqlSessionStore(url, isolated=True)
+    try:
         session_id = f"ses-{uuid.uuid4().hex}"
         work = make_batches(session_id, batches, size)
         for batch in work if replay else make_batches(f"warm-{session_id}", 1, size):
@@ -112,13 +135,9 @@ def store_batches(url: str, batches: int, size: int, repeat: int, replay: bool =
                 store.append_events(batch)
             assert store.get_latest_sequence(session_id) == batches * size
 
-        return run
-
-    try:
-        return median_rate(batches * size, [one() for _ in range(repeat)])
+        yield run
     finally:  # dropping the tables is not part of the figure
-        for store in stores:
-            store.close()
+        store.close()
 
 
 # -- the raw driver -----------------------------------------------------------------------------
@@ -156,35 +175,29 @@ def raw_rows(batches: list[list[Event]], mysql: bool = False) -> list[list[tuple
     return out
 
 
-def raw_batches(url: str, batches: int, size: int, repeat: int) -> float:
+@contextlib.contextmanager
+def raw_run(url: str, batches: int, size: int) -> Iterator[Callable[[], None]]:
+    """The same rows, pre-serialised, by the driver's executemany: one transaction per batch."""
     backend = sa.make_url(url).get_backend_name()
-    results = []
-    for _ in range(repeat):
-        work = raw_rows(make_batches(f"ses-{uuid.uuid4().hex}", batches, size), backend == "mysql")
-        with scratch_tables(url) as table:
-            columns = ", ".join(f'"{c}"' if backend != "mysql" else f"`{c}`" for c in EVENT_COLUMNS)
-            marks = ", ".join(["?" if backend == "sqlite" else "%s"] * len(EVENT_COLUMNS))
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-            connection = raw_connect(url)
-            try:
-                cursor = connection.cursor()
+    work = raw_rows(make_batches(f"ses-{uuid.uuid4().hex}", batches, size), backend == "mysql")
+    with scratch_tables(url) as table:
+        columns = ", ".join(f'"{c}"' if backend != "mysql" else f"`{c}`" for c in EVENT_COLUMNS)
+        marks = ", ".join(["?" if backend == "sqlite" else "%s"] * len(EVENT_COLUMNS))
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        connection = raw_connect(url)
+        try:
+            cursor = connection.cursor()
 
-                def run(
-                    cursor: Any = cursor,
-                    connection: Any = connection,
-                    sql: str = sql,
-                    work: list[list[tuple[Any, ...]]] = work,
-                ) -> None:
-                    for rows in work:
-                        if backend == "sqlite":
-                            cursor.execute("BEGIN")
-                        cursor.executemany(sql, rows)
-                        connection.commit()
+            def run() -> None:
+                for rows in work:
+                    if backend == "sqlite":
+                        cursor.execute("BEGIN")
+                    cursor.executemany(sql, rows)
+                    connection.commit()
 
-                results.append(batches * size / timed(run))
-            finally:
-                connection.close()
-    return statistics.median(results)
+            yield run
+        finally:
+            connection.close()
 
 
 def raw_connect(url: str) -> Any:
@@ -218,79 +231,79 @@ def raw_connect(url: str) -> Any:
 
 
 # -- eventsourcing ------------------------------------------------------------------------------
-def eventsourcing_batches(url: str, batches: int, size: int, repeat: int) -> float | None:
-    if importlib.util.find_spec("eventsourcing") is None:
-        return None
+def eventsourcing_supports(url: str) -> bool:
+    """eventsourcing is installed and has an application recorder for this backend."""
+    backend = sa.make_url(url).get_backend_name()
+    return importlib.util.find_spec("eventsourcing") is not None and backend in {
+        "sqlite",
+        "postgresql",
+    }
+
+
+@contextlib.contextmanager
+def eventsourcing_run(url: str, batches: int, size: int) -> Iterator[Callable[[], None]]:
+    """The same number of stored events of one aggregate, same payload bytes, by the
+    application recorder's ``insert_events``: one transaction per batch."""
     from eventsourcing.persistence import StoredEvent
 
-    backend = sa.make_url(url).get_backend_name()
-    results = []
-    for _ in range(repeat):
-        table = f"es_{uuid.uuid4().hex[:10]}"
-        recorder, cleanup = eventsourcing_recorder(url, table)
-        if recorder is None:
-            return None
-        try:
-            aggregate = uuid.uuid4()
-            data = make_batches("ses-es", batches, size)
-            work = [
-                [
-                    StoredEvent(
-                        originator_id=aggregate,
-                        originator_version=b * size + i + 1,
-                        topic="benchmarks:MessageSent",
-                        state=codec.dump_json(event.data).encode(),
-                    )
-                    for i, event in enumerate(batch)
-                ]
-                for b, batch in enumerate(data)
+    table = f"es_{uuid.uuid4().hex[:10]}"
+    recorder, cleanup = eventsourcing_recorder(url, table)
+    try:
+        aggregate = uuid.uuid4()
+        data = make_batches("ses-es", batches, size)
+        work = [
+            [
+                StoredEvent(
+                    originator_id=aggregate,
+                    originator_version=b * size + i + 1,
+                    topic="benchmarks:MessageSent",
+                    state=codec.dump_json(event.data).encode(),
+                )
+                for i, event in enumerate(batch)
             ]
-            warm_id = uuid.uuid4()
-            recorder.insert_events(
-                [StoredEvent(warm_id, i + 1, "benchmarks:Warm", b"{}") for i in range(size)]
-            )
+            for b, batch in enumerate(data)
+        ]
+        warm_id = uuid.uuid4()
+        recorder.insert_events(
+            [StoredEvent(warm_id, i + 1, "benchmarks:Warm", b"{}") for i in range(size)]
+        )
 
-            def run(recorder: Any = recorder, work: Any = work) -> None:
-                for stored in work:
-                    recorder.insert_events(stored)
+        def run() -> None:
+            for stored in work:
+                recorder.insert_events(stored)
 
-            results.append(batches * size / timed(run))
-        finally:
-            cleanup()
-    del backend
-    return statistics.median(results)
+        yield run
+    finally:
+        cleanup()
 
 
 def eventsourcing_recorder(url: str, table: str) -> tuple[Any, Callable[[], None]]:
     parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
+    if parsed.get_backend_name() == "sqlite":
         from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
         datastore = SQLiteDatastore(db_name=parsed.database or "")
         recorder = SQLiteApplicationRecorder(datastore, events_table_name=table)
         recorder.create_table()
         return recorder, lambda: drop(url, table)
-    if backend == "postgresql":
-        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-        pg_datastore = PostgresDatastore(
-            dbname=parsed.database or "",
-            host=parsed.host or "127.0.0.1",
-            port=parsed.port or 5432,
-            user=parsed.username or "",
-            password=parsed.password or "",
-            pool_size=2,
-        )
-        pg_recorder = PostgresApplicationRecorder(pg_datastore, events_table_name=table)
-        pg_recorder.create_table()
+    pg_datastore = PostgresDatastore(
+        dbname=parsed.database or "",
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "",
+        password=parsed.password or "",
+        pool_size=2,
+    )
+    pg_recorder = PostgresApplicationRecorder(pg_datastore, events_table_name=table)
+    pg_recorder.create_table()
 
-        def cleanup() -> None:
-            pg_datastore.close()
-            drop(url, table)
+    def cleanup() -> None:
+        pg_datastore.close()
+        drop(url, table)
 
-        return pg_recorder, cleanup
-    return None, lambda: None
+    return pg_recorder, cleanup
 
 
 def drop(url: str, table: str) -> None:
@@ -410,7 +423,9 @@ def main() -> int:
     parser.add_argument("--mysql-url", default=MYSQL_URL)
     parser.add_argument("--batches", type=int, default=50, help="batches per run (default 50)")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="rounds (each figure is a median over them)"
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--per-thread", type=int, default=250)
     args = parser.parse_args()
@@ -431,37 +446,48 @@ def main() -> int:
     n = args.batches * args.batch_size
     print(
         f"batch appends: {args.batches} batches of {args.batch_size} events (one session), "
-        f"{n} events per run, median of {args.repeat} runs; events/s"
+        f"{n} events per run; {args.repeat} rounds, each timing every contender once on fresh "
+        "tables; median events/s, and the median of the per-round ratios"
     )
     if not has_es:
         print(
             "  eventsourcing is not installed: its column is skipped. Install it with: "
             '.venv/bin/pip install "eventsourcing[postgres]"'
         )
-    header = f"{'backend':<11} {'store':>10} {'raw executemany':>16} {'store/raw':>10}"
-    header += f" {'eventsourcing':>14}"
-    print(header)
+    print(
+        f"{'backend':<11} {'store':>10} {'raw executemany':>16} {'store/raw':>10}"
+        f" {'eventsourcing':>14} {'store/es':>9}"
+    )
+    b, size = args.batches, args.batch_size
     for name, url in backends.items():
-        store_rate = store_batches(url, args.batches, args.batch_size, args.repeat)
-        raw_rate = raw_batches(url, args.batches, args.batch_size, args.repeat)
-        es_rate = (
-            eventsourcing_batches(url, args.batches, args.batch_size, args.repeat)
-            if has_es
-            else None
+        contenders: dict[str, Contender] = {
+            "store": functools.partial(store_run, url, b, size),
+            "raw": functools.partial(raw_run, url, b, size),
+        }
+        if eventsourcing_supports(url):
+            contenders["es"] = functools.partial(eventsourcing_run, url, b, size)
+        rates = interleaved(n, contenders, args.repeat)
+        store, raw = rates["store"], rates["raw"]
+        line = (
+            f"{name:<11} {statistics.median(store):>10,.0f} {statistics.median(raw):>16,.0f}"
+            f" {median_ratio(store, raw):>10.0%}"
         )
-        es_text = f"{es_rate:>14,.0f}" if es_rate is not None else f"{'n/a':>14}"
-        print(
-            f"{name:<11} {store_rate:>10,.0f} {raw_rate:>16,.0f} {store_rate / raw_rate:>10.0%}"
-            f" {es_text}"
-        )
+        if "es" in rates:
+            es = rates["es"]
+            line += f" {statistics.median(es):>14,.0f} {median_ratio(store, es):>9.0%}"
+        else:
+            line += f" {'n/a':>14} {'':>9}"
+        print(line)
 
     print(
         "\nreplayed batches: the same batches appended again (every id stored, nothing written); "
         "events/s"
     )
     for name, url in backends.items():
-        replay_rate = store_batches(url, args.batches, args.batch_size, args.repeat, replay=True)
-        print(f"{name:<11} {replay_rate:>10,.0f}")
+        replays = interleaved(
+            n, {"store": functools.partial(store_run, url, b, size, True)}, args.repeat
+        )
+        print(f"{name:<11} {statistics.median(replays['store']):>10,.0f}")
 
     print(
         f"\n{args.threads} threads x {args.per_thread} single append_event_with_sequence calls "
