@@ -9,6 +9,10 @@ The convention (stated for writers in docs/index.md, "Commands in these docs"):
 - Each console block runs on its own, as one bash script (``set -eo pipefail``), in a fresh
   temporary directory that holds a copy of ``examples/`` and the files the page wrote so far
   (see ``file``), with this repository's virtual environment first on PATH.
+- The generated checks run at the ``quick`` budget (``PYTEST_ADDOPTS=--asm-profile=quick``)
+  unless the block sets ``--asm-profile`` itself or its sample output mentions a profile (the
+  run's header, a replay command): a block proves that its commands work and print what is
+  shown; the budget's depth is the job of the conformance runs in ``.ci/run`` and ``tests/``.
 - An HTML comment right above a fenced block tunes the check; directives are separated by ``;``
   (``skip`` takes the rest of the comment as its reason, so it comes last):
 
@@ -264,10 +268,13 @@ def test_console_block_runs(block: Block, tmp_path: Path) -> None:
     commands, shown = commands_and_output(block)
     _prepare(block, tmp_path)
     script = "set -eo pipefail\n" + "\n".join(commands) + "\n"
+    env = _environment()
+    if "--asm-profile" not in script and not any("profile" in line for line in shown):
+        env["PYTEST_ADDOPTS"] = "--asm-profile=quick"
     done = subprocess.run(
         ["bash", "-c", script],
         cwd=tmp_path,
-        env=_environment(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=BLOCK_TIMEOUT_S,
