@@ -117,12 +117,50 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
 
 
 # -- the store ----------------------------------------------------------------------------------
+class DriverClock:
+    """Seconds spent inside the DB-API driver (statements and commits) by one engine: what is
+    left of a run's time is the store's own work in Python and SQLAlchemy."""
+
+    CALLS = ("do_execute", "do_execute_no_params", "do_executemany", "do_commit", "do_rollback")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def installed(self, engine: sa.Engine) -> Iterator[None]:
+        """The clock on ``engine``'s dialect (which engines of one URL may share) for the
+        block's duration."""
+        dialect = engine.dialect
+        for name in self.CALLS:
+            setattr(dialect, name, self._timed(getattr(dialect, name)))
+        try:
+            yield
+        finally:
+            for name in self.CALLS:
+                delattr(dialect, name)  # the class's method shows through again
+
+    def _timed(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed_call
+
+
 @contextlib.contextmanager
 def store_run(
-    url: str, batches: int, size: int, replay: bool = False
+    url: str,
+    batches: int,
+    size: int,
+    replay: bool = False,
+    clock: DriverClock | None = None,
 ) -> Iterator[Callable[[], None]]:
     """Batches appended to a fresh store; with ``replay``, the same batches a second time (every
-    id is stored, nothing is written) and only that second pass is timed."""
+    id is stored, nothing is written) and only that second pass is timed. With ``clock``, the
+    time spent inside the driver during the run is added to it."""
     store = SqlSessionStore(url, isolated=True)
     try:
         session_id = f"ses-{uuid.uuid4().hex}"
@@ -133,9 +171,10 @@ def store_run(
         def run() -> None:
             for batch in work:
                 store.append_events(batch)
-            assert store.get_latest_sequence(session_id) == batches * size
 
-        yield run
+        with contextlib.nullcontext() if clock is None else clock.installed(store.engine):
+            yield run
+        assert store.get_latest_sequence(session_id) == batches * size
     finally:  # dropping the tables is not part of the figure
         store.close()
 
@@ -404,6 +443,18 @@ def commit_latency_ms(url: str, samples: int = 50) -> float:
         engine.dispose()
 
 
+def time_split(url: str, batches: int, size: int, rounds: int) -> tuple[float, float]:
+    """Median µs per event of a store run, and of the part of it spent inside the driver."""
+    totals, inside = [], []
+    for _ in range(rounds):
+        clock = DriverClock()
+        with store_run(url, batches, size, clock=clock) as run:
+            totals.append(timed(run))
+        inside.append(clock.seconds)
+    per_event = 1e6 / (batches * size)
+    return statistics.median(totals) * per_event, statistics.median(inside) * per_event
+
+
 # -- the report ---------------------------------------------------------------------------------
 def reachable(url: str) -> bool:
     try:
@@ -459,6 +510,7 @@ def main() -> int:
         f" {'eventsourcing':>14} {'store/es':>9}"
     )
     b, size = args.batches, args.batch_size
+    per_event: dict[str, dict[str, float]] = {}
     for name, url in backends.items():
         contenders: dict[str, Contender] = {
             "store": functools.partial(store_run, url, b, size),
@@ -467,6 +519,7 @@ def main() -> int:
         if eventsourcing_supports(url):
             contenders["es"] = functools.partial(eventsourcing_run, url, b, size)
         rates = interleaved(n, contenders, args.repeat)
+        per_event[name] = {k: 1e6 / statistics.median(v) for k, v in rates.items()}
         store, raw = rates["store"], rates["raw"]
         line = (
             f"{name:<11} {statistics.median(store):>10,.0f} {statistics.median(raw):>16,.0f}"
@@ -478,6 +531,25 @@ def main() -> int:
         else:
             line += f" {'n/a':>14} {'':>9}"
         print(line)
+
+    print(
+        "\nwhere a batch-appended event's time goes, µs per event: the store's run, the part of it"
+        " inside the driver\n(statements and commits), the rest (the store's own work in Python"
+        " and SQLAlchemy), and the\nwhole time per event of the raw executemany and of"
+        " eventsourcing (from the medians above)"
+    )
+    print(
+        f"{'backend':<11} {'store':>8} {'in driver':>10} {'own work':>9} {'raw':>8}"
+        f" {'eventsourcing':>14}"
+    )
+    for name, url in backends.items():
+        total, inside = time_split(url, b, size, args.repeat)
+        es_time = per_event[name].get("es")
+        print(
+            f"{name:<11} {total:>8.1f} {inside:>10.1f} {total - inside:>9.1f}"
+            f" {per_event[name]['raw']:>8.1f}"
+            + (f" {es_time:>14.1f}" if es_time is not None else f" {'n/a':>14}")
+        )
 
     print(
         "\nreplayed batches: the same batches appended again (every id stored, nothing written); "

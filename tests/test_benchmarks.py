@@ -1,0 +1,32 @@
+"""The SQL benchmark still runs and reports sane figures (a tiny run on SQLite; no timing is
+judged here: the figures belong to benchmarks/, on an idle machine)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sql_throughput_runs_end_to_end_on_sqlite() -> None:
+    tiny = ["--batches", "2", "--batch-size", "5", "--repeat", "1"]
+    tiny += ["--threads", "2", "--per-thread", "3", "--postgres-url", "", "--mysql-url", ""]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sql_throughput.py"), *tiny],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sqlite")]
+    batch, split, replay, threads, reads = rows
+    assert len(batch) in (4, 6)  # 6 with the eventsourcing columns
+    store, in_driver, own_work = (float(value) for value in split[1:4])
+    assert 0 < in_driver < store
+    assert abs(store - in_driver - own_work) <= 0.11  # printed with one decimal each
+    assert float(replay[1].replace(",", "")) > 0
+    assert threads[2:] == ["0", "0"]  # no gaps, no repeats
+    assert len(reads) == 4
