@@ -443,18 +443,6 @@ def commit_latency_ms(url: str, samples: int = 50) -> float:
         engine.dispose()
 
 
-def time_split(url: str, batches: int, size: int, rounds: int) -> tuple[float, float]:
-    """Median µs per event of a store run, and of the part of it spent inside the driver."""
-    totals, inside = [], []
-    for _ in range(rounds):
-        clock = DriverClock()
-        with store_run(url, batches, size, clock=clock) as run:
-            totals.append(timed(run))
-        inside.append(clock.seconds)
-    per_event = 1e6 / (batches * size)
-    return statistics.median(totals) * per_event, statistics.median(inside) * per_event
-
-
 # -- the report ---------------------------------------------------------------------------------
 def reachable(url: str) -> bool:
     try:
@@ -510,17 +498,31 @@ def main() -> int:
         f" {'eventsourcing':>14} {'store/es':>9}"
     )
     b, size = args.batches, args.batch_size
-    per_event: dict[str, dict[str, float]] = {}
+    split: dict[str, tuple[float, float, float, float, float | None]] = {}
     for name, url in backends.items():
+        clocks: list[DriverClock] = []  # one per store run, in round order
+
+        def clocked_store_run(url: str = url, clocks: list[DriverClock] = clocks) -> Any:
+            clocks.append(DriverClock())
+            return store_run(url, b, size, clock=clocks[-1])
+
         contenders: dict[str, Contender] = {
-            "store": functools.partial(store_run, url, b, size),
+            "store": clocked_store_run,
             "raw": functools.partial(raw_run, url, b, size),
         }
         if eventsourcing_supports(url):
             contenders["es"] = functools.partial(eventsourcing_run, url, b, size)
         rates = interleaved(n, contenders, args.repeat)
-        per_event[name] = {k: 1e6 / statistics.median(v) for k, v in rates.items()}
         store, raw = rates["store"], rates["raw"]
+        micros = [1e6 / rate for rate in store]  # per event, round by round
+        inside = [clock.seconds * 1e6 / n for clock in clocks]
+        split[name] = (
+            statistics.median(micros),
+            statistics.median(inside),
+            statistics.median(t - i for t, i in zip(micros, inside, strict=True)),
+            1e6 / statistics.median(raw),
+            1e6 / statistics.median(rates["es"]) if "es" in rates else None,
+        )
         line = (
             f"{name:<11} {statistics.median(store):>10,.0f} {statistics.median(raw):>16,.0f}"
             f" {median_ratio(store, raw):>10.0%}"
@@ -533,21 +535,18 @@ def main() -> int:
         print(line)
 
     print(
-        "\nwhere a batch-appended event's time goes, µs per event: the store's run, the part of it"
-        " inside the driver\n(statements and commits), the rest (the store's own work in Python"
-        " and SQLAlchemy), and the\nwhole time per event of the raw executemany and of"
-        " eventsourcing (from the medians above)"
+        "\nwhere a batch-appended event's time goes, µs per event (medians of the same rounds):"
+        " the store's run,\nthe part of it inside the driver (statements and commits), the rest"
+        " (the store's own work in Python\nand SQLAlchemy), and the whole time per event of the"
+        " raw executemany and of eventsourcing"
     )
     print(
         f"{'backend':<11} {'store':>8} {'in driver':>10} {'own work':>9} {'raw':>8}"
         f" {'eventsourcing':>14}"
     )
-    for name, url in backends.items():
-        total, inside = time_split(url, b, size, args.repeat)
-        es_time = per_event[name].get("es")
+    for name, (total, in_driver, own, raw_time, es_time) in split.items():
         print(
-            f"{name:<11} {total:>8.1f} {inside:>10.1f} {total - inside:>9.1f}"
-            f" {per_event[name]['raw']:>8.1f}"
+            f"{name:<11} {total:>8.1f} {in_driver:>10.1f} {own:>9.1f} {raw_time:>8.1f}"
             + (f" {es_time:>14.1f}" if es_time is not None else f" {'n/a':>14}")
         )
 
