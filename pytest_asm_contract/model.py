@@ -17,6 +17,7 @@ from pydantic import (
     StrictBool,
     StrictStr,
 )
+from pydantic import Strict as StrictMode
 from pydantic.types import FiniteFloat, StrictInt
 from typing_extensions import TypeAliasType
 
@@ -96,14 +97,28 @@ def _only_float(value: object) -> object:
     return value
 
 
+def _array_only(value: object) -> object:
+    # Lax lists also take sets and generators, whose order nobody chose (tags keep their order).
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
 JsonFloat = Annotated[float, BeforeValidator(_only_float), Field(allow_inf_nan=False)]
 
-#: A JSON tree: None, bool, 64-bit int, finite float, str, list, dict with str keys. The float
+#: A JSON array: a list, or a tuple (stored as a list, as ``json.dumps`` writes it). Strict,
+#: so that a set, a generator or a dict view is refused rather than turned into a list in an
+#: order nobody chose.
+JsonList = Annotated[list["JsonValue"], StrictMode()]
+JsonTuple = Annotated[tuple["JsonValue", ...], StrictMode(), AfterValidator(list)]
+
+#: A JSON tree: None, bool, 64-bit int, finite float, str, array, dict with str keys. The float
 #: branch comes last: its Python validator raises for every other type, and a union stops at
 #: the first exact match, so strings and containers never reach it (half the validation time).
 JsonValue = TypeAliasType(
     "JsonValue",
-    "StrictBool | Int64 | StrictStr | list[JsonValue] | dict[str, JsonValue] | JsonFloat | None",
+    "StrictBool | Int64 | StrictStr | JsonList | dict[str, JsonValue] | JsonTuple | JsonFloat"
+    " | None",
 )
 JsonObject: TypeAlias = dict[str, JsonValue]
 
@@ -127,7 +142,7 @@ class Session(_Frozen):
     parent_session_id: Id | None = None
     metadata: JsonObject = Field(default_factory=dict)
     context: JsonObject = Field(default_factory=dict)
-    tags: list[StrictStr] = Field(default_factory=list)
+    tags: Annotated[list[StrictStr], BeforeValidator(_array_only)] = Field(default_factory=list)
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
     deleted_at: UtcDatetime | None = None

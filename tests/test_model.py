@@ -77,6 +77,24 @@ def test_json_trees_reject_what_json_cannot_hold(value: object) -> None:
         event(data={"v": value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [{"a", "b"}, frozenset({1}), (x for x in [1]), {"k": 1}.keys(), range(2)],
+    ids=["set", "frozenset", "generator", "dict-keys", "range"],
+)
+def test_json_arrays_are_lists_or_tuples_never_unordered_collections(value: object) -> None:
+    # A lax list would take these and pick an order (a set's differs from process to process).
+    with pytest.raises(ValidationError):
+        event(data={"v": [value]})
+    with pytest.raises(ValidationError):
+        Session(agent_id="a", tags=value)
+
+
+def test_tuples_are_json_arrays_stored_as_lists() -> None:
+    assert event(data={"v": (1, ("x", None))}).data == {"v": [1, ["x", None]]}
+    assert Session(agent_id="a", tags=("b", "a")).tags == ["b", "a"]
+
+
 def test_json_trees_keep_types_apart() -> None:
     data = {"b": True, "i": 1, "f": 1.0, "s": "1", "n": None, "edge": [INT64_MIN, INT64_MAX]}
     evt = event(data=data)
