@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing.resource_tracker
 import os
 
 import pytest
+
+# Imported here, before any pytester run: an in-process run restores sys.modules afterwards, so
+# a resource tracker module first imported inside one comes back as a second copy with a tracker
+# of its own, which then fails to unregister the first one's semaphores (KeyError tracebacks on
+# stderr after the zoo's process-based checks).
+_KEEP = (multiprocessing.resource_tracker,)
 
 REQUIRE_SERVICES = os.environ.get("ASM_REQUIRE_SERVICES") == "1"
 
