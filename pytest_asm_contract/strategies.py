@@ -475,7 +475,8 @@ def non_models() -> SearchStrategy[Any]:
 
 
 def invalid_json_values() -> SearchStrategy[Any]:
-    """Values that are not JSON trees: NaN, infinities, ints beyond 64 bits, non-str keys, bytes."""
+    """Values that are not JSON trees: NaN, infinities, ints beyond 64 bits, non-str keys, bytes,
+    sets (an array with no order)."""
     return st.sampled_from(
         [
             float("nan"),
@@ -488,6 +489,7 @@ def invalid_json_values() -> SearchStrategy[Any]:
             b"raw bytes",
             {"nested": [float("nan")]},
             {"deep": {"key": {2: "x"}}},
+            {"unordered": {"b", "a"}},
         ]
     )
 
