@@ -218,6 +218,11 @@ def asm_rule_ids(request: pytest.FixtureRequest) -> tuple[str, ...]:
     return tuple(getattr(request, "param", ()))
 
 
+#: Fixtures that hand a test the store under test (``--asm-store`` or the user's own factory).
+STORE_FIXTURES = frozenset({"asm_store_factory", "asm_artifact_store_factory"})
+STORE_UNDER_TEST_PROPERTY = "asm_store_under_test"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     selected_rules = config.stash[STATE].selected_rules
     keep: list[pytest.Item] = []
@@ -230,6 +235,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for rule_id in ids:
             get_rule(rule_id)
         item.user_properties.append((RULES_PROPERTY, ",".join(ids)))
+        if STORE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.user_properties.append((STORE_UNDER_TEST_PROPERTY, True))
         (keep if selected_rules.intersection(ids) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -270,11 +277,14 @@ class ReportRecorder:
 
     def __init__(self, state: ContractState) -> None:
         self.state = state
+        self.store_under_test = state.spec is not None or state.artifact_spec is not None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        ids = dict(report.user_properties).get(RULES_PROPERTY)
+        properties = dict(report.user_properties)
+        ids = properties.get(RULES_PROPERTY)
         if not isinstance(ids, str) or not ids:
             return
+        self.store_under_test |= bool(properties.get(STORE_UNDER_TEST_PROPERTY))
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = PASSED if report.passed else (SKIPPED if report.skipped else FAILED)
         elif report.when == "teardown" and report.failed:
@@ -294,6 +304,10 @@ class ReportRecorder:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         report = self.state.report
         if hasattr(config, "workerinput") or not any(v.tests for v in report.verdicts.values()):
+            return
+        if not self.store_under_test and self.state.report_path is None:
+            # Rule-marked tests ran, but none against a store under test (a project's own unit
+            # tests of its store, say): a conformance table of one store would mislead.
             return
         terminalreporter.write_sep("=", "ASM contract conformance")
         for line in report.summary_lines():

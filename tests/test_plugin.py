@@ -145,6 +145,39 @@ def test_fixture_override_in_conftest(stores: pytest.Pytester) -> None:
     assert {r["id"]: r["status"] for r in report["rules"]}["SES-1"] == "passed"
 
 
+def test_the_conformance_table_needs_a_store_under_test(stores: pytest.Pytester) -> None:
+    # A project's own rule-marked unit tests, with no store under test: no table of one store.
+    stores.makepyfile(
+        test_unit="""
+        from pytest_asm_contract.marks import rule
+
+        @rule("MIG-1")
+        def test_schema_check():
+            pass
+        """
+    )
+    result = stores.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "ASM contract conformance" not in result.stdout.str()
+    # The same tests next to contract tests on the user's own factory: the table is printed.
+    stores.makeconftest(
+        """
+        import pytest
+        from reference_stores.memory import InMemorySessionStore
+
+        @pytest.fixture(scope="session")
+        def asm_store_factory():
+            return InMemorySessionStore
+        """
+    )
+    stores.makepyfile(
+        test_contract="from pytest_asm_contract.suite.test_sessions import TestSessions\n"
+    )
+    result = stores.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*= ASM contract conformance =*", "ok   SES *", "ok   MIG *"])
+
+
 def test_without_a_store_contract_tests_skip_with_a_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_contract="from pytest_asm_contract.suite.test_sessions import TestSessions\n"
