@@ -117,8 +117,8 @@ JsonTuple = Annotated[tuple["JsonValue", ...], StrictMode(), AfterValidator(list
 #: the first exact match, so strings and containers never reach it (half the validation time).
 JsonValue = TypeAliasType(
     "JsonValue",
-    "StrictBool | Int64 | StrictStr | JsonList | dict[str, JsonValue] | JsonTuple | JsonFloat"
-    " | None",
+    "Annotated[StrictBool | Int64 | StrictStr | JsonList | dict[str, JsonValue] | JsonTuple"
+    " | JsonFloat | None, Field(union_mode='left_to_right')]",
 )
 JsonObject: TypeAlias = dict[str, JsonValue]
 

@@ -95,6 +95,16 @@ def test_tuples_are_json_arrays_stored_as_lists() -> None:
     assert Session(agent_id="a", tags=("b", "a")).tags == ["b", "a"]
 
 
+def test_deep_json_validates_from_text_too() -> None:
+    # Arrays nested 50 deep, as in DATA-1's payload: a union that tried both array branches at
+    # every level would take twice as long per level (stores that re-validate JSON text hung).
+    value: object = 1
+    for level in range(50):
+        value = {"k": value} if level % 2 else [value, (level,)]
+    evt = event(data={"v": value})
+    assert Event.model_validate_json(evt.model_dump_json()) == evt
+
+
 def test_json_trees_keep_types_apart() -> None:
     data = {"b": True, "i": 1, "f": 1.0, "s": "1", "n": None, "edge": [INT64_MIN, INT64_MAX]}
     evt = event(data=data)
