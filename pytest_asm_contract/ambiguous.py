@@ -44,6 +44,7 @@ from pytest_asm_contract.faults import (
     hook_targets,
     target_kind,
 )
+from pytest_asm_contract.gate import BackendFault, FaultGate
 from pytest_asm_contract.history import AttemptError, Call, Op, Recorder, describe_error
 from pytest_asm_contract.model import Event, ExecutionResult
 
@@ -360,9 +361,29 @@ class _BotocoreAfterCall(_Target):
             self._handler = None
 
 
+class _GateAfterCommit(_Target):
+    """Let the operation take effect, then raise as if the backend's reply never came."""
+
+    def __init__(self, gate: FaultGate) -> None:
+        self._gate = gate
+
+    def arm(self, decide: Callable[[], random.Random | None]) -> None:
+        def after_commit(what: str) -> None:
+            if decide() is not None:
+                raise BackendFault(f"{MARKER}: {what} took effect, the reply was lost")
+
+        self._gate.set_after_commit(after_commit)
+
+    def disarm(self) -> None:
+        self._gate.set_after_commit(None)
+
+
 def _adapt(target: object) -> _Target:
-    if target_kind(target, "ambiguous failures") == "sqlalchemy":
+    kind = target_kind(target, "ambiguous failures")
+    if kind == "sqlalchemy":
         return _SqlAlchemyCommit(target)
+    if isinstance(target, FaultGate):
+        return _GateAfterCommit(target)
     return _BotocoreAfterCall(target)
 
 

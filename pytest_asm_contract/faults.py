@@ -5,15 +5,18 @@ A store opts in through one documented hook (see docs/fault-injection.md)::
     def asm_fault_target(self) -> object: ...
 
 returning what the store's writes go through: a SQLAlchemy ``Engine`` (or a view of one from
-``engine.execution_options()``), a botocore client (boto3's ``client("s3")``), or a list of
-those. The kit then counts the write requests that pass through the target while one operation
-runs and makes the k-th fail the way the backend itself would:
+``engine.execution_options()``), a botocore client (boto3's ``client("s3")``), the kit's own
+``FaultGate`` (``pytest_asm_contract.gate``, for any other backend), or a list of those. The
+kit then counts the write requests that pass through the target while one operation runs and
+makes the k-th fail the way the backend itself would:
 
 * SQLAlchemy: a ``before_cursor_execute`` listener raises the driver's own ``OperationalError``
   before the k-th INSERT/UPDATE/DELETE/REPLACE/MERGE/UPSERT reaches the database, so the store sees
   exactly what a lost server produces (SQLAlchemy wraps it in ``sqlalchemy.exc.OperationalError``).
 * botocore: a ``before-call`` handler raises ``botocore.exceptions.ClientError`` (HTTP 500,
   ``InternalError``) for the k-th call that is not a Get/Head/List/Select operation.
+* ``FaultGate``: its ``before_write`` raises ``BackendFault`` (a ``ConnectionError``) at the
+  k-th write the store announces.
 
 Nothing here imports SQLAlchemy or botocore: a target is recognised by its shape, and the error
 types come from the target's own modules (contract DEP-1).
@@ -28,6 +31,8 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
+
+from pytest_asm_contract.gate import BackendFault, FaultGate
 
 #: The name of the store method that returns the fault target.
 HOOK = "asm_fault_target"
@@ -159,6 +164,21 @@ class _BotocoreTarget(_Target):
             self._handler = None
 
 
+class _GateTarget(_Target):
+    def __init__(self, gate: FaultGate) -> None:
+        self._gate = gate
+
+    def arm(self, plan: FaultPlan) -> None:
+        def before_write(what: str) -> None:
+            if plan.next_write_fails(what):
+                raise BackendFault(plan.message())
+
+        self._gate.set_before_write(before_write)
+
+    def disarm(self) -> None:
+        self._gate.set_before_write(None)
+
+
 # -- what the hook returns (shared with ambiguous.py) -------------------------------------------
 def hook_targets(store: object) -> list[object] | None:
     """What ``store``'s fault hook returns, as a list; None when the store has no hook."""
@@ -169,8 +189,10 @@ def hook_targets(store: object) -> list[object] | None:
     return list(target) if isinstance(target, list | tuple) else [target]
 
 
-def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore"]:
+def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore", "gate"]:
     """Which kind of target the hook returned, told by its shape (nothing is imported)."""
+    if isinstance(target, FaultGate):
+        return "gate"
     module = type(target).__module__
     if module.startswith("sqlalchemy") and hasattr(target, "dialect"):
         return "sqlalchemy"
@@ -179,8 +201,8 @@ def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore
         return "botocore"
     raise FaultHookError(
         f"{HOOK}() returned a {module}.{type(target).__name__}; the kit injects {injects} into "
-        "a SQLAlchemy Engine or a botocore client (or a list of them), see "
-        "docs/fault-injection.md"
+        "a SQLAlchemy Engine, a botocore client or a pytest_asm_contract.gate.FaultGate (or a "
+        "list of them), see docs/fault-injection.md"
     )
 
 
@@ -196,8 +218,11 @@ def chain_mentions(error: BaseException | None, marker: str) -> bool:
 
 
 def _adapt(target: object) -> _Target:
-    if target_kind(target, "faults") == "sqlalchemy":
+    kind = target_kind(target, "faults")
+    if kind == "sqlalchemy":
         return _SqlAlchemyTarget(target)
+    if isinstance(target, FaultGate):
+        return _GateTarget(target)
     try:  # the full botocore injector (lost replies, throttling, connection errors)
         botocore_faults = importlib.import_module("pytest_asm_contract.faults_botocore")
     except ModuleNotFoundError:

@@ -4,17 +4,24 @@ One re-entrant lock guards all state, so every operation is atomic and lineariza
 that lock wakes long-polling readers when events are appended. Models are frozen but hold mutable
 dicts and lists, so the store keeps deep copies and hands out deep copies: nothing a caller does to
 an object changes what is stored (EVT-4).
+
+Writes pass a ``FaultGate`` (its fault hook), so the kit can fail them as it fails a database's
+(FLUSH-3). Like a transaction, each operation announces all its writes to the gate first and
+changes the state only when all of them passed (applying them cannot fail); a failure leaves
+nothing behind and surfaces as ``storage_connection_failed``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract.gate import BackendFault, FaultGate
 from pytest_asm_contract.model import (
     Event,
     EventType,
@@ -47,12 +54,29 @@ class InMemorySessionStore:
         self._runs: dict[str, Run] = {}
         self._events: dict[str, list[Event]] = {}
         self._event_ids: dict[str, Event] = {}  # global id index (IDEM-1)
+        self._gate = FaultGate()
+
+    def asm_fault_target(self) -> FaultGate:
+        """What every write passes (docs/fault-injection.md)."""
+        return self._gate
+
+    @contextlib.contextmanager
+    def _backend(self, operation: str) -> Iterator[FaultGate]:
+        """The gate, with its failures reported as the storage errors they stand for."""
+        try:
+            yield self._gate
+        except BackendFault as error:
+            raise StoreError(
+                ErrorCode.STORAGE_CONNECTION_FAILED, f"{operation} failed: {error}"
+            ) from error
 
     # -- sessions -------------------------------------------------------------------------------
     def save_session(self, session: Session) -> None:
         session = as_session(session)
-        with self._lock:
+        with self._backend("save_session") as gate, self._lock:
+            gate.before_write("session")
             self._sessions[session.id] = session
+            gate.after_commit("save_session")
 
     def get_session(self, session_id: str) -> Session:
         check_id(session_id, "session_id")
@@ -90,18 +114,24 @@ class InMemorySessionStore:
 
     def delete_session(self, session_id: str) -> None:
         check_id(session_id, "session_id")
-        with self._lock:
+        with self._backend("delete_session") as gate, self._lock:
+            runs = [r.id for r in self._runs.values() if r.session_id == session_id]
+            for what in ("events", "runs", "session"):
+                gate.before_write(what)
             self._sessions.pop(session_id, None)
-            for run_id in [r.id for r in self._runs.values() if r.session_id == session_id]:
+            for run_id in runs:
                 del self._runs[run_id]
             for event in self._events.pop(session_id, []):
                 del self._event_ids[event.id]
+            gate.after_commit("delete_session")
 
     # -- runs -----------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
         run = as_run(run)
-        with self._lock:
+        with self._backend("save_run") as gate, self._lock:
+            gate.before_write("run")
             self._runs[run.id] = run
+            gate.after_commit("save_run")
 
     def get_run(self, run_id: str) -> Run:
         check_id(run_id, "run_id")
@@ -144,10 +174,15 @@ class InMemorySessionStore:
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
-        with self._lock:
+        with self._backend("append_events") as gate, self._lock:
+            written = dict.fromkeys(e.session_id for e in batch if e.id not in self._event_ids)
+            for session_id in written:  # one write per session with new events
+                gate.before_write(f"events of {session_id!r}")
             stored = [self._store_event(event) for event in batch]
             if stored:
                 self._appended.notify_all()
+            if written:
+                gate.after_commit("append_events")
         return [event.model_copy(deep=True) for event in stored]
 
     def _store_event(self, event: Event) -> Event:
@@ -163,13 +198,16 @@ class InMemorySessionStore:
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
-        with self._lock:
+        with self._backend("flush") as gate, self._lock:
+            for what in ("session", "run", "events"):
+                gate.before_write(what)
             self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
             self._runs[checked.run.id] = checked.run.model_copy(deep=True)
             for event in checked.events:
                 self._store_event(event)
             if checked.events:
                 self._appended.notify_all()
+            gate.after_commit("flush")
 
     def get_events(
         self,

@@ -97,9 +97,10 @@ class TestAmbiguousFailures:
                 pytest.fail(unusable, pytrace=False)
             if ambiguity is None:
                 pytest.skip(
-                    f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine or "
-                    "botocore client), so the kit cannot fail its backend writes after they took "
-                    "effect; the wrapper-level check still runs. See docs/fault-injection.md"
+                    f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine, "
+                    "botocore client or FaultGate), so the kit cannot fail its backend writes "
+                    "after they took effect; the wrapper-level check still runs. See "
+                    "docs/fault-injection.md"
                 )
             client = RetryingClient(retry_on=STORAGE_RETRY, seed=seed)
             plan = make_plan(shape, seed, tag=f"bamb{index}")

@@ -175,8 +175,8 @@ def _injector(store: Any) -> FaultInjector:
         pytest.fail(unusable, pytrace=False)
     if injector is None:
         pytest.skip(
-            f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine or "
-            "botocore client), so the kit cannot inject backend failures; see "
+            f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine, "
+            "botocore client or FaultGate), so the kit cannot inject backend failures; see "
             "docs/fault-injection.md"
         )
     return injector

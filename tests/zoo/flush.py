@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pytest_asm_contract.gate import FaultGate
 from pytest_asm_contract.model import ExecutionResult
 from pytest_asm_contract.validation import as_events, as_execution_result, as_run, as_session
 from reference_stores.memory import InMemorySessionStore
@@ -106,10 +108,40 @@ class FlushVisibleInSteps(InMemorySessionStore):
 
 class FlushHookOnTheWrongObject(InMemorySessionStore):
     """Its fault hook returns something the kit cannot inject failures into (the store itself,
-    not a SQLAlchemy Engine or a botocore client): FLUSH-3 fails with the reason, rather than
-    being skipped as for a store without the hook."""
+    not a SQLAlchemy Engine, a botocore client or a FaultGate): FLUSH-3 fails with the reason,
+    rather than being skipped as for a store without the hook."""
 
     BREAKS = ("FLUSH-3",)
 
     def asm_fault_target(self) -> object:
         return self
+
+
+class FlushAppliesAsItGoes(InMemorySessionStore):
+    """flush writes the session, the run and the events one after the other, each as soon as
+    the backend takes it, with no transaction around them: a failure at the second or third
+    write leaves the session, or the session and the run, changed."""
+
+    BREAKS = ("FLUSH-3",)
+
+    def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
+        checked = as_execution_result(result)
+        with self._backend("flush") as gate, self._lock:
+            gate.before_write("session")
+            self._sessions[checked.session.id] = checked.session
+            gate.before_write("run")
+            self._runs[checked.run.id] = checked.run
+            gate.before_write("events")
+            for event in checked.events:
+                self._store_event(event)
+
+
+class BackendErrorEscapes(InMemorySessionStore):
+    """Its backend's failures (a ConnectionError) escape as they are, not as a StoreError with a
+    storage code."""
+
+    BREAKS = ("FLUSH-3",)
+
+    @contextlib.contextmanager
+    def _backend(self, operation: str) -> Iterator[FaultGate]:
+        yield self._gate
