@@ -124,7 +124,8 @@ def test_store_options_reach_the_factory(stores: pytest.Pytester) -> None:
     assert result.ret == 0
 
 
-def test_fixture_override_in_conftest(stores: pytest.Pytester) -> None:
+def _sessions_suite_on_own_factory(stores: pytest.Pytester) -> None:
+    """The SES tests of the bundled suite, on the user's own ``asm_store_factory``."""
     stores.makeconftest(
         """
         import pytest
@@ -138,6 +139,10 @@ def test_fixture_override_in_conftest(stores: pytest.Pytester) -> None:
     stores.makepyfile(
         test_contract="from pytest_asm_contract.suite.test_sessions import TestSessions\n"
     )
+
+
+def test_fixture_override_in_conftest(stores: pytest.Pytester) -> None:
+    _sessions_suite_on_own_factory(stores)
     result = stores.runpytest("-p", "no:cacheprovider", "--asm-report=r")
     assert result.ret == 0
     report = json.loads((stores.path / "r.json").read_text())
@@ -160,19 +165,7 @@ def test_the_conformance_table_needs_a_store_under_test(stores: pytest.Pytester)
     assert result.ret == 0
     assert "ASM contract conformance" not in result.stdout.str()
     # The same tests next to contract tests on the user's own factory: the table is printed.
-    stores.makeconftest(
-        """
-        import pytest
-        from reference_stores.memory import InMemorySessionStore
-
-        @pytest.fixture(scope="session")
-        def asm_store_factory():
-            return InMemorySessionStore
-        """
-    )
-    stores.makepyfile(
-        test_contract="from pytest_asm_contract.suite.test_sessions import TestSessions\n"
-    )
+    _sessions_suite_on_own_factory(stores)
     result = stores.runpytest("-p", "no:cacheprovider")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*= ASM contract conformance =*", "ok   SES *", "ok   MIG *"])
