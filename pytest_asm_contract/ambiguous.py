@@ -379,11 +379,10 @@ class _GateAfterCommit(_Target):
 
 
 def _adapt(target: object) -> _Target:
-    kind = target_kind(target, "ambiguous failures")
-    if kind == "sqlalchemy":
-        return _SqlAlchemyCommit(target)
     if isinstance(target, FaultGate):
         return _GateAfterCommit(target)
+    if target_kind(target, "ambiguous failures") == "sqlalchemy":
+        return _SqlAlchemyCommit(target)
     return _BotocoreAfterCall(target)
 
 

@@ -190,7 +190,8 @@ def hook_targets(store: object) -> list[object] | None:
 
 
 def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore", "gate"]:
-    """Which kind of target the hook returned, told by its shape (nothing is imported)."""
+    """Which kind of target the hook returned: the kit's own gate by its class, the others by
+    their shape (nothing is imported)."""
     if isinstance(target, FaultGate):
         return "gate"
     module = type(target).__module__
@@ -218,11 +219,10 @@ def chain_mentions(error: BaseException | None, marker: str) -> bool:
 
 
 def _adapt(target: object) -> _Target:
-    kind = target_kind(target, "faults")
-    if kind == "sqlalchemy":
-        return _SqlAlchemyTarget(target)
     if isinstance(target, FaultGate):
         return _GateTarget(target)
+    if target_kind(target, "faults") == "sqlalchemy":
+        return _SqlAlchemyTarget(target)
     try:  # the full botocore injector (lost replies, throttling, connection errors)
         botocore_faults = importlib.import_module("pytest_asm_contract.faults_botocore")
     except ModuleNotFoundError:
