@@ -189,11 +189,9 @@ def hook_targets(store: object) -> list[object] | None:
     return list(target) if isinstance(target, list | tuple) else [target]
 
 
-def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore", "gate"]:
-    """Which kind of target the hook returned: the kit's own gate by its class, the others by
-    their shape (nothing is imported)."""
-    if isinstance(target, FaultGate):
-        return "gate"
+def target_kind(target: object, injects: str) -> Literal["sqlalchemy", "botocore"]:
+    """Which kind of driver target the hook returned, told by its shape (nothing is imported;
+    the kit's own ``FaultGate`` is recognised by its class before this is asked)."""
     module = type(target).__module__
     if module.startswith("sqlalchemy") and hasattr(target, "dialect"):
         return "sqlalchemy"
