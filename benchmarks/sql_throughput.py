@@ -282,48 +282,31 @@ def eventsourcing_supports(url: str) -> bool:
     }
 
 
-@contextlib.contextmanager
-def eventsourcing_run(url: str, batches: int, size: int) -> Iterator[Callable[[], None]]:
-    """The same number of stored events of one aggregate, same payload bytes, by the
-    application recorder's ``insert_events``: one transaction per batch."""
+#: Per batch of Events, what eventsourcing is handed before timing starts; and the timed step
+#: that turns one of those into its stored events.
+EsPrepared = tuple[
+    Callable[[list[Event], uuid.UUID, int], list[Any]], Callable[[list[Any]], list[Any]]
+]
+
+
+def ready_made_state() -> EsPrepared:
+    """Stored events built beforehand, with the store's payload bytes (the recorder alone)."""
     from eventsourcing.persistence import StoredEvent
 
-    table = f"es_{uuid.uuid4().hex[:10]}"
-    recorder, cleanup = eventsourcing_recorder(url, table)
-    try:
-        aggregate = uuid.uuid4()
-        data = make_batches("ses-es", batches, size)
-        work = [
-            [
-                StoredEvent(
-                    originator_id=aggregate,
-                    originator_version=b * size + i + 1,
-                    topic="benchmarks:MessageSent",
-                    state=codec.dump_json(event.data).encode(),
-                )
-                for i, event in enumerate(batch)
-            ]
-            for b, batch in enumerate(data)
+    def prepare(batch: list[Event], aggregate: uuid.UUID, first: int) -> list[Any]:
+        return [
+            StoredEvent(
+                aggregate, first + i, "benchmarks:MessageSent", codec.dump_json(e.data).encode()
+            )
+            for i, e in enumerate(batch)
         ]
-        warm_id = uuid.uuid4()
-        recorder.insert_events(
-            [StoredEvent(warm_id, i + 1, "benchmarks:Warm", b"{}") for i in range(size)]
-        )
 
-        def run() -> None:
-            for stored in work:
-                recorder.insert_events(stored)
-
-        yield run
-    finally:
-        cleanup()
+    return prepare, lambda stored: stored
 
 
-@contextlib.contextmanager
-def eventsourcing_mapped_run(url: str, batches: int, size: int) -> Iterator[Callable[[], None]]:
-    """eventsourcing as its applications use it: domain events (built beforehand, as the store's
-    Events are) turned into stored events by its mapper and JSON transcoder, then inserted by
-    the same recorder. The encoding is timed, as the store's own encoding is."""
+def mapped_domain_events() -> EsPrepared:
+    """Domain events built beforehand (as the store's Events are), encoded in the timed step by
+    eventsourcing's mapper and JSON transcoder, as its applications do."""
     from eventsourcing.domain import DomainEvent
     from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUIDAsHex
 
@@ -332,35 +315,36 @@ def eventsourcing_mapped_run(url: str, batches: int, size: int) -> Iterator[Call
     transcoder.register(DatetimeAsISO())
     mapper = Mapper(transcoder=transcoder)
     message_sent = message_sent_class()
+
+    def prepare(batch: list[Event], aggregate: uuid.UUID, first: int) -> list[Any]:
+        now = DomainEvent.create_timestamp
+        return [message_sent(aggregate, first + i, now(), e.data) for i, e in enumerate(batch)]
+
+    return prepare, lambda events: [mapper.to_stored_event(event) for event in events]
+
+
+@contextlib.contextmanager
+def eventsourcing_run(
+    url: str, batches: int, size: int, mapped: bool = False
+) -> Iterator[Callable[[], None]]:
+    """The same number of events of one aggregate, same payload, by the application recorder's
+    ``insert_events``, one transaction per batch: handed ready-made state bytes, or with
+    ``mapped`` encoded by eventsourcing itself in the timed run (as the store encodes its own)."""
+    prepare, to_stored = (mapped_domain_events if mapped else ready_made_state)()
     table = f"es_{uuid.uuid4().hex[:10]}"
     recorder, cleanup = eventsourcing_recorder(url, table)
     try:
         aggregate = uuid.uuid4()
         work = [
-            [
-                message_sent(
-                    originator_id=aggregate,
-                    originator_version=b * size + i + 1,
-                    timestamp=DomainEvent.create_timestamp(),
-                    data=event.data,
-                )
-                for i, event in enumerate(batch)
-            ]
+            prepare(batch, aggregate, b * size + 1)
             for b, batch in enumerate(make_batches("ses-es", batches, size))
         ]
-        warm_id = uuid.uuid4()
-        recorder.insert_events(
-            [
-                mapper.to_stored_event(
-                    message_sent(warm_id, i + 1, DomainEvent.create_timestamp(), {})
-                )
-                for i in range(size)
-            ]
-        )
+        warm = prepare(make_batches("warm", 1, size)[0], uuid.uuid4(), 1)
+        recorder.insert_events(to_stored(warm))
 
         def run() -> None:
-            for batch in work:
-                recorder.insert_events([mapper.to_stored_event(event) for event in batch])
+            for prepared in work:
+                recorder.insert_events(to_stored(prepared))
 
         yield run
     finally:
@@ -578,7 +562,7 @@ def main() -> int:
         }
         if eventsourcing_supports(url):
             contenders["es"] = functools.partial(eventsourcing_run, url, b, size)
-            contenders["es app"] = functools.partial(eventsourcing_mapped_run, url, b, size)
+            contenders["es app"] = functools.partial(eventsourcing_run, url, b, size, True)
         rates = interleaved(n, contenders, args.repeat)
         store, raw = rates["store"], rates["raw"]
         micros = [1e6 / rate for rate in store]  # per event, round by round
