@@ -23,8 +23,8 @@ import os
 import uuid
 from typing import Any
 
-from pytest_asm_contract.faults_botocore import RequestCounter
-from pytest_asm_contract.model import Event, EventType
+from pytest_asm_contract._contract.model import Event, EventType
+from pytest_asm_contract._faults.botocore import RequestCounter
 from reference_stores.s3 import S3SessionStore
 
 BUCKET = "asm-bench"

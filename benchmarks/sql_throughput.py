@@ -55,7 +55,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_asm_contract.model import Event, EventType, Session
+from pytest_asm_contract._contract.model import Event, EventType, Session
 from reference_stores.sql import SqlSessionStore, codec, migrate
 from reference_stores.sql.schema import COLUMNS, version_table
 

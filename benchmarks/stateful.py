@@ -31,12 +31,12 @@ from hypothesis import Phase, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_asm_contract.profiles import hypothesis_settings
-from pytest_asm_contract.stateful import (
+from pytest_asm_contract._machine import (
     SHRINK_SECONDS,
     STATEFUL_RULES,
     run_contract_machine,
 )
+from pytest_asm_contract._plugin.profiles import hypothesis_settings
 from reference_stores.memory import InMemorySessionStore
 from tests.zoo import mutants
 

@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.marks import rule
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._plugin.marks import rule
 
 __all__ = ["ErrorCode", "StoreError", "__version__", "rule"]

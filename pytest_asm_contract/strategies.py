@@ -1,7 +1,7 @@
 """Hypothesis strategies for the port's data model, hostile values and invalid inputs.
 
 These strategies are public: a store author can use them in their own property tests, and the
-kit's state machine (:mod:`pytest_asm_contract.stateful`) builds its workloads from them.
+kit's state machine (:mod:`pytest_asm_contract._machine`) builds its workloads from them.
 
 Valid values
     :func:`ids`, :func:`texts`, :func:`timestamps`, :func:`int64s`, :func:`json_values`,
@@ -33,7 +33,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.model import (
     ID_MAX_LENGTH,
     INT64_MAX,
     INT64_MIN,

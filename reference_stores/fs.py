@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 
 SEGMENT = 200
 CHUNK = 1024 * 1024

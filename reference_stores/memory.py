@@ -20,9 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.gate import BackendFault, FaultGate
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -31,7 +30,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_events,
@@ -42,6 +41,7 @@ from pytest_asm_contract.validation import (
     run_status_filter,
     session_status_filter,
 )
+from pytest_asm_contract._faults.gate import BackendFault, FaultGate
 
 
 class InMemorySessionStore:

@@ -5,7 +5,7 @@
     python scripts/conformance_table.py --check    # exit 1 if docs/conformance.md is out of date
 
 Each store runs the bundled suite in its own pytest process with ``--asm-report``; the reports
-are merged with ``asm-contract-compare`` (``pytest_asm_contract.compare``). Stores:
+are merged with ``asm-contract-compare`` (``pytest_asm_contract._plugin.compare``). Stores:
 
 - ``memory``: ``reference_stores.memory:InMemorySessionStore``;
 - ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite);
@@ -148,7 +148,7 @@ def build_table(keys: list[str], reports_dir: Path, html: Path | None) -> str:
         else:
             run_suite(store, report)
         paths.append(str(report.with_suffix(".json")))
-    command = [sys.executable, "-m", "pytest_asm_contract.compare", *paths]
+    command = [sys.executable, "-m", "pytest_asm_contract._plugin.compare", *paths]
     if html is not None:
         command += ["--html", str(html)]
     merged = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, Run
-from pytest_asm_contract.validation import as_events, as_run
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, Run
+from pytest_asm_contract._contract.validation import as_events, as_run
 from reference_stores.memory import InMemorySessionStore
 
 

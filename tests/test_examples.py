@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract.rules import RULES, Scope
+from pytest_asm_contract._contract.rules import RULES, Scope
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.faults import fault_injector, is_injected
-from pytest_asm_contract.gate import BackendFault, FaultGate
-from pytest_asm_contract.model import Event, EventType, ExecutionResult, Run, Session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType, ExecutionResult, Run, Session
+from pytest_asm_contract._faults.gate import BackendFault, FaultGate
+from pytest_asm_contract._faults.injection import fault_injector, is_injected
 from reference_stores.memory import InMemorySessionStore
 
 

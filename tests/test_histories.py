@@ -15,14 +15,8 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract.ambiguous import (
-    STORAGE_RETRY,
-    AmbiguousStore,
-    RetryingClient,
-    backend_ambiguity,
-)
-from pytest_asm_contract.crash import CrashRounds
-from pytest_asm_contract.history import (
+from pytest_asm_contract._concurrency.crash import CrashRounds
+from pytest_asm_contract._concurrency.history import (
     AttemptError,
     Call,
     History,
@@ -31,14 +25,27 @@ from pytest_asm_contract.history import (
     check_history,
     format_report,
 )
-from pytest_asm_contract.model import Event, EventType, ExecutionResult, Run, RunStatus, Session
-from pytest_asm_contract.workloads import (
+from pytest_asm_contract._concurrency.workloads import (
     T0,
     ProcessCrew,
     Shape,
     make_plan,
     process_crew,
     run_in_threads,
+)
+from pytest_asm_contract._contract.model import (
+    Event,
+    EventType,
+    ExecutionResult,
+    Run,
+    RunStatus,
+    Session,
+)
+from pytest_asm_contract._faults.ambiguous import (
+    STORAGE_RETRY,
+    AmbiguousStore,
+    RetryingClient,
+    backend_ambiguity,
 )
 from reference_stores.memory import InMemorySessionStore
 from tests.zoo import histories as zoo

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
     INT64_MAX,
     INT64_MIN,
     Event,

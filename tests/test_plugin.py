@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_asm_contract.rules import RULES
+from pytest_asm_contract._contract.rules import RULES
 
 MEMORY = "reference_stores.memory:InMemorySessionStore"
 QUICK = ("-p", "no:cacheprovider", "--asm-rules=SES")
@@ -154,7 +154,7 @@ def test_the_conformance_table_needs_a_store_under_test(stores: pytest.Pytester)
     # A project's own rule-marked unit tests, with no store under test: no table of one store.
     stores.makepyfile(
         test_unit="""
-        from pytest_asm_contract.marks import rule
+        from pytest_asm_contract._plugin.marks import rule
 
         @rule("MIG-1")
         def test_schema_check():

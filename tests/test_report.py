@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_asm_contract.compare import main as compare
+from pytest_asm_contract._plugin.compare import main as compare
 
 MEMORY = "reference_stores.memory:InMemorySessionStore"
 

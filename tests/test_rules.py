@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_asm_contract.rules import GROUPS, RULES, RULES_BY_ID, select_rules
-from pytest_asm_contract.rules_doc import render
+from pytest_asm_contract._contract.rules import GROUPS, RULES, RULES_BY_ID, select_rules
+from scripts.rules_doc import render
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT.parent / "shared" / "spec" / "contract.md"
@@ -16,7 +16,7 @@ CONTRACT = ROOT.parent / "shared" / "spec" / "contract.md"
 
 def test_rules_doc_is_current() -> None:
     assert (ROOT / "docs" / "rules.md").read_text() == render(), (
-        "docs/rules.md is stale: run python -m pytest_asm_contract.rules_doc --write"
+        "docs/rules.md is stale: run python scripts/rules_doc.py --write"
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import pytest_asm_contract.suite.test_stateful as stateful_module
-from pytest_asm_contract.stateful import STATEFUL_RULES
+from pytest_asm_contract._machine import STATEFUL_RULES
 from tests.zoo import mutants
 
 STATEFUL_TEST = str(Path(stateful_module.__file__))
@@ -66,7 +66,7 @@ def test_the_seed_decides_the_run_on_ci_machines_too(ci: str | None) -> None:
     """Hypothesis picks a derandomized profile when CI is set; the kit's profiles must not
     inherit it, or a CI run explores other cases than ``--asm-seed`` replays locally."""
     probe = (
-        "from pytest_asm_contract.profiles import PROFILES, hypothesis_settings; "
+        "from pytest_asm_contract._plugin.profiles import PROFILES, hypothesis_settings; "
         "print([hypothesis_settings(p).derandomize for p in PROFILES])"
     )
     env = {k: v for k, v in os.environ.items() if k != "CI"}

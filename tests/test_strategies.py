@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from pytest_asm_contract import repro
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import (
     INT64_MAX,
     INT64_MIN,
     Event,
@@ -21,7 +20,8 @@ from pytest_asm_contract.model import (
     Run,
     Session,
 )
-from pytest_asm_contract.oracle import (
+from pytest_asm_contract._machine import repro
+from pytest_asm_contract._machine.oracle import (
     FOREIGN,
     KNOWN,
     NEW,

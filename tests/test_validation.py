@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, EventType
-from pytest_asm_contract.validation import as_events
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType
+from pytest_asm_contract._contract.validation import as_events
 
 
 def _batch(count: int) -> list[Event]:

@@ -9,9 +9,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.loader import StoreFactory, close_store
-from pytest_asm_contract.suite.builders import expect_error
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._plugin.loading import StoreFactory, close_store
+from pytest_asm_contract.suite._builders import expect_error
 
 #: Keys that break naive path or prefix handling; each must stay a key of its own.
 HOSTILE_KEYS = (

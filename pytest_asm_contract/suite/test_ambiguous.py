@@ -2,7 +2,7 @@
 
 Writer threads make their calls as a careful client does: a write that fails with an error that
 may hide a completed write is retried with the same ids, at once or later in the workload. The
-failures are injected (``pytest_asm_contract.ambiguous``): around the store object for every store
+failures are injected (by the kit's fault layer): around the store object for every store
 (the reply lost, the request lost, or a timeout while the first attempt keeps running and races
 its retry), and below the store through its fault hook (a SQL COMMIT that succeeds but whose reply
 is lost; an S3 write that succeeds but times out). The recorded history must show every id stored
@@ -17,16 +17,8 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.ambiguous import (
-    STORAGE_RETRY,
-    AmbiguousStore,
-    RetryingClient,
-    backend_ambiguity,
-)
-from pytest_asm_contract.faults import HOOK, FaultHookError
-from pytest_asm_contract.history import check_history, format_report, violated_rules
-from pytest_asm_contract.marks import mark_violated
-from pytest_asm_contract.workloads import (
+from pytest_asm_contract._concurrency.history import check_history, format_report, violated_rules
+from pytest_asm_contract._concurrency.workloads import (
     Shape,
     WorkloadError,
     derive_seed,
@@ -34,6 +26,14 @@ from pytest_asm_contract.workloads import (
     replay_command,
     run_in_threads,
 )
+from pytest_asm_contract._faults.ambiguous import (
+    STORAGE_RETRY,
+    AmbiguousStore,
+    RetryingClient,
+    backend_ambiguity,
+)
+from pytest_asm_contract._faults.injection import HOOK, FaultHookError
+from pytest_asm_contract._plugin.marks import mark_violated
 
 #: (histories, shape) per profile.
 SHAPES: dict[str, tuple[int, Shape]] = {

@@ -24,9 +24,9 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, ExecutionResult, Run, Session
-from pytest_asm_contract.suite.builders import a_run, a_session, an_event, at, expect_error
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, ExecutionResult, Run, Session
+from pytest_asm_contract.suite._builders import a_run, a_session, an_event, at, expect_error
 
 SESSION_ID = "ses-limits"
 RUN_ID = "run-limits"

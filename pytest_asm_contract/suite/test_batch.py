@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.model import Event, EventType, Session
-from pytest_asm_contract.suite.builders import (
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import Event, EventType, Session
+from pytest_asm_contract.suite._builders import (
     a_session,
     an_event,
     expect_error,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, Session
-from pytest_asm_contract.port import declared_capabilities
-from pytest_asm_contract.suite.builders import a_running_run, a_session, an_event, sequences
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, Session
+from pytest_asm_contract._contract.port import declared_capabilities
+from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, sequences
 
 #: Hang guard for the threaded checks: only reached when a store deadlocks.
 HANG_GUARD_SECONDS = 120.0

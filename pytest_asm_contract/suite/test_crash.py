@@ -4,7 +4,7 @@ A writer process, opened from the store's ``asm_reopen_spec()``, commits flushes
 appends in a loop and is killed with SIGKILL at a seeded point inside a chosen commit, several
 times; after each kill a fresh instance must show every commit whole or absent, gap-free numbers,
 and take new writes, including the retry of the commit that was in flight
-(``pytest_asm_contract.crash``, docs/histories.md).
+(``pytest_asm_contract._concurrency.crash``, docs/histories.md).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.crash import CrashRounds, CrashSetupError
-from pytest_asm_contract.marks import mark_violated
-from pytest_asm_contract.workloads import derive_seed, replay_command
+from pytest_asm_contract._concurrency.crash import CrashRounds, CrashSetupError
+from pytest_asm_contract._concurrency.workloads import derive_seed, replay_command
+from pytest_asm_contract._plugin.marks import mark_violated
 
 REOPEN_HOOK = "asm_reopen_spec"
 #: Kills per profile (each one a new writer process).

@@ -14,8 +14,8 @@ import pytest
 from pydantic import BaseModel
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import (
     INT64_MAX,
     INT64_MIN,
     Event,
@@ -26,7 +26,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.suite.builders import (
+from pytest_asm_contract.suite._builders import (
     a_run,
     a_running_run,
     a_session,

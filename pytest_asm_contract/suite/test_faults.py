@@ -16,10 +16,22 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import STORAGE_CODES, ErrorCode, StoreError
-from pytest_asm_contract.faults import HOOK, FaultHookError, FaultInjector, fault_injector
-from pytest_asm_contract.model import Event, ExecutionResult, Run, RunStatus, Session, SessionStatus
-from pytest_asm_contract.suite.builders import a_run, a_session, an_event, at, expect_error
+from pytest_asm_contract._contract.errors import STORAGE_CODES, ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
+    Event,
+    ExecutionResult,
+    Run,
+    RunStatus,
+    Session,
+    SessionStatus,
+)
+from pytest_asm_contract._faults.injection import (
+    HOOK,
+    FaultHookError,
+    FaultInjector,
+    fault_injector,
+)
+from pytest_asm_contract.suite._builders import a_run, a_session, an_event, at, expect_error
 
 #: More writes than any reasonable implementation needs for one of these operations.
 MAX_WRITES = 64

@@ -13,8 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -23,7 +23,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.suite.builders import (
+from pytest_asm_contract.suite._builders import (
     a_run,
     a_running_run,
     a_session,

@@ -2,7 +2,7 @@
 
 Threads (and, for ``shared_backend`` stores, processes) run seeded workloads of appends, batches,
 flushes and tailing reads on a few sessions; every call is recorded with its result and its
-start and end on the monotonic clock, and ``pytest_asm_contract.history`` checks that one serial
+start and end on the monotonic clock, and the history checker checks that one serial
 order, consistent with real time, explains all of it (docs/histories.md). The workload is fixed by
 ``--asm-seed``; a failure lists the calls that contradict each other, the seed and the command
 that runs the same workloads again.
@@ -16,9 +16,13 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.history import History, check_history, format_report, violated_rules
-from pytest_asm_contract.marks import mark_violated
-from pytest_asm_contract.workloads import (
+from pytest_asm_contract._concurrency.history import (
+    History,
+    check_history,
+    format_report,
+    violated_rules,
+)
+from pytest_asm_contract._concurrency.workloads import (
     ProcessCrew,
     Shape,
     Spec,
@@ -28,6 +32,7 @@ from pytest_asm_contract.workloads import (
     replay_command,
     run_in_threads,
 )
+from pytest_asm_contract._plugin.marks import mark_violated
 
 REOPEN_HOOK = "asm_reopen_spec"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.model import Event, EventType, Session
-from pytest_asm_contract.port import declared_capabilities
-from pytest_asm_contract.suite.builders import a_running_run, a_session, an_event, some_events
+from pytest_asm_contract._contract.model import Event, EventType, Session
+from pytest_asm_contract._contract.port import declared_capabilities
+from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, some_events
 
 #: How long a call may take before the test calls it hung. Only a broken store gets near it.
 HANG_GUARD_SECONDS = 30.0

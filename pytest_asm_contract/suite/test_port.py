@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.fixtures import MIGRATION_GUIDE
-from pytest_asm_contract.model import Event, EventType
-from pytest_asm_contract.port import SESSION_STORE_OPERATIONS, V08_OPERATIONS, missing_operations
-from pytest_asm_contract.suite.builders import a_running_run, a_session, an_event, expect_error
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType
+from pytest_asm_contract._contract.port import (
+    SESSION_STORE_OPERATIONS,
+    V08_OPERATIONS,
+    missing_operations,
+)
+from pytest_asm_contract._plugin.fixtures import MIGRATION_GUIDE
+from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, expect_error
 
 #: An Event that skipped validation (model_construct), with a type that does not exist.
 UNVALIDATED_EVENT = Event.model_construct(type="bogus", session_id="s")  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.model import Event, EventType, ExecutionResult, Session
-from pytest_asm_contract.suite.builders import (
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import Event, EventType, ExecutionResult, Session
+from pytest_asm_contract.suite._builders import (
     a_run,
     a_session,
     an_event,

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode
-from pytest_asm_contract.model import SessionStatus
-from pytest_asm_contract.suite.builders import (
+from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import SessionStatus
+from pytest_asm_contract.suite._builders import (
     a_run,
     a_running_run,
     a_session,

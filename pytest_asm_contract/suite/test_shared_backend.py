@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.model import Event, EventType, Session
-from pytest_asm_contract.suite.builders import a_run, a_session, an_event, some_events
+from pytest_asm_contract._contract.model import Event, EventType, Session
+from pytest_asm_contract.suite._builders import a_run, a_session, an_event, some_events
 
 #: The store method that tells the kit how to open the same backend in another process.
 REOPEN_HOOK = "asm_reopen_spec"

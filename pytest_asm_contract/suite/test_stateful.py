@@ -2,7 +2,7 @@
 
 One test drives a fresh store per example through saves, deletes, the three append paths, batches,
 valid and invalid flushes, pipeline-shaped traffic and filtered reads, and compares it with
-:class:`pytest_asm_contract.oracle.ContractModel` after every step. A failure names the violated
+the contract model after every step. A failure names the violated
 rules (and only those are marked failed in the report), with the shortest sequence of store calls
 found, as Python; ``--asm-repro-dir`` also writes it as a standalone test file. ``--asm-seed``
 replays the same search.
@@ -18,18 +18,18 @@ import pytest
 from hypothesis import settings
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.fixtures import MIGRATION_GUIDE
-from pytest_asm_contract.loader import StoreFactory, close_store
-from pytest_asm_contract.marks import mark_violated
-from pytest_asm_contract.port import missing_operations
-from pytest_asm_contract.state import STATE
-from pytest_asm_contract.stateful import (
+from pytest_asm_contract._concurrency.workloads import replay_command
+from pytest_asm_contract._contract.port import missing_operations
+from pytest_asm_contract._machine import (
     SHRINK_SECONDS,
     STATEFUL_RULES,
     explain,
     run_contract_machine,
 )
-from pytest_asm_contract.workloads import replay_command
+from pytest_asm_contract._plugin.fixtures import MIGRATION_GUIDE
+from pytest_asm_contract._plugin.loading import StoreFactory, close_store
+from pytest_asm_contract._plugin.marks import mark_violated
+from pytest_asm_contract._plugin.state import STATE
 
 
 def _skip_unless_v08(factory: StoreFactory) -> None:

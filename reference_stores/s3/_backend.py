@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError, dependency_not_available
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError, dependency_not_available
 
 #: Environment variables the stores read when an option is not given.
 ENV_ENDPOINT_URL = "ASM_S3_ENDPOINT_URL"

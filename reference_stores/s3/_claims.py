@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event
 from reference_stores.s3._log import SessionState
 
 #: What claim records carry to name their log (session records carry their ``session_id``).

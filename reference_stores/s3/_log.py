@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, Run, Session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, Run, Session
 
 FORMAT = 1
 

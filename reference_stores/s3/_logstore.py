@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event
 from reference_stores.s3 import _log
 from reference_stores.s3._backend import is_conflict, is_not_found, translated
 from reference_stores.s3._claims import ClaimState

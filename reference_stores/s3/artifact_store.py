@@ -6,7 +6,7 @@ import contextlib
 import os
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from reference_stores.s3._backend import (
     DEFAULT_BUCKET,
     ENV_BUCKET,

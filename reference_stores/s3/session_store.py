@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -28,7 +28,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_events,
@@ -177,7 +177,7 @@ class S3SessionStore(LogStore):
         """The botocore client every request of this store goes through (the fault hook).
 
         The kit registers event handlers on it that make the k-th mutating request fail
-        (``pytest_asm_contract.faults``, docs/fault-injection.md).
+        (``pytest_asm_contract._faults.injection``, docs/fault-injection.md).
         """
         return self._client
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pytest_asm_contract.errors import validation_error
-from pytest_asm_contract.model import Event, Run, Session
+from pytest_asm_contract._contract.errors import validation_error
+from pytest_asm_contract._contract.model import Event, Run, Session
 from reference_stores.sql.schema import COLUMNS
 
 try:

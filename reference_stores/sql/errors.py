@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 
 try:
     import sqlalchemy as sa

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_asm_contract.errors import StoreError, dependency_not_available
+from pytest_asm_contract._contract.errors import StoreError, dependency_not_available
 from reference_stores.sql import engines
 from reference_stores.sql.schema import DEFAULT_PREFIX, check_prefix, version_table
 

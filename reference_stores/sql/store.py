@@ -26,13 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_asm_contract.errors import (
+from pytest_asm_contract._contract.errors import (
     ErrorCode,
     StoreError,
     dependency_not_available,
     validation_error,
 )
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.model import (
     INT64_MAX,
     Event,
     EventType,
@@ -42,7 +42,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_events,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract.errors import STORAGE_CODES, ErrorCode, StoreError
-from pytest_asm_contract.faults_botocore import RequestCounter, failing_write
+from pytest_asm_contract._contract.errors import STORAGE_CODES, ErrorCode, StoreError
+from pytest_asm_contract._faults.botocore import RequestCounter, failing_write
 from reference_stores.fs import SEGMENT, FileSystemArtifactStore, encode_key
 from reference_stores.s3 import S3ArtifactStore
 from tests.s3.conftest import BUCKET

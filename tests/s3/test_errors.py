@@ -11,8 +11,8 @@ from typing import Any
 import botocore.exceptions as boto_errors  # type: ignore[import-untyped]
 import pytest
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Session
 from reference_stores.s3 import S3ArtifactStore, S3SessionStore
 from reference_stores.s3._backend import to_store_error
 
@@ -124,8 +124,8 @@ WITHOUT_BOTO3 = textwrap.dedent(
     sys.meta_path.insert(0, Block())
     import reference_stores.s3
     import reference_stores.s3.moto_server
-    import pytest_asm_contract.faults_botocore
-    from pytest_asm_contract.errors import StoreError
+    import pytest_asm_contract._faults.botocore
+    from pytest_asm_contract._contract.errors import StoreError
 
     found = []
     for build in (reference_stores.s3.S3SessionStore, reference_stores.s3.S3ArtifactStore):

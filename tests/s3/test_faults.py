@@ -16,10 +16,17 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract import faults
-from pytest_asm_contract.errors import STORAGE_CODES, ErrorCode, StoreError
-from pytest_asm_contract.faults_botocore import BotocoreTarget, RequestCounter, failing_write
-from pytest_asm_contract.model import Event, EventType, ExecutionResult, Run, RunStatus, Session
+from pytest_asm_contract._contract.errors import STORAGE_CODES, ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
+    Event,
+    EventType,
+    ExecutionResult,
+    Run,
+    RunStatus,
+    Session,
+)
+from pytest_asm_contract._faults import injection as faults
+from pytest_asm_contract._faults.botocore import BotocoreTarget, RequestCounter, failing_write
 from reference_stores.s3 import S3SessionStore
 
 Factory = Callable[..., S3SessionStore]

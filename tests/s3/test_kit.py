@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract.rules import RULES, Scope
+from pytest_asm_contract._contract.rules import RULES, Scope
 from tests.s3.conftest import BUCKET
 
 #: The capability the S3 session store does not declare: its rules may be skipped.

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.faults_botocore import RequestCounter
-from pytest_asm_contract.model import Event, EventType, Run, RunStatus, Session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType, Run, RunStatus, Session
+from pytest_asm_contract._faults.botocore import RequestCounter
 from reference_stores.s3 import S3SessionStore
 from reference_stores.s3._log import SessionState
 from reference_stores.s3.session_store import Claim, Plan

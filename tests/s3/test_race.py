@@ -22,7 +22,7 @@ from typing import Any
 
 from moto.s3.models import S3Backend
 
-from pytest_asm_contract.model import Event, EventType, Session
+from pytest_asm_contract._contract.model import Event, EventType, Session
 from reference_stores.s3 import S3SessionStore
 from reference_stores.s3._backend import is_conflict
 from tests.s3.conftest import BUCKET, make_client
@@ -240,7 +240,7 @@ def _check_log(store: S3SessionStore, session_id: str, batches: list[list[Event]
 def _process_worker(spec: tuple[str, dict[str, Any]], worker: int, barrier: Any, out: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from pytest_asm_contract.model import Event, EventType
+    from pytest_asm_contract._contract.model import Event, EventType
     from reference_stores.s3 import S3SessionStore
 
     store = S3SessionStore(**spec[1])

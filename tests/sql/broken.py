@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from pytest_asm_contract.model import Event, ExecutionResult
-from pytest_asm_contract.validation import as_execution_result
+from pytest_asm_contract._contract.model import Event, ExecutionResult
+from pytest_asm_contract._contract.validation import as_execution_result
 from reference_stores.sql import codec
 from reference_stores.sql.store import SqlSessionStore
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from pytest_asm_contract import strategies
-from pytest_asm_contract.model import INT64_MAX, INT64_MIN
-from pytest_asm_contract.oracle import exact_difference
+from pytest_asm_contract._contract.model import INT64_MAX, INT64_MIN
+from pytest_asm_contract._machine.oracle import exact_difference
 from reference_stores.sql import codec
 
 TRICKY: list[Any] = [

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.suite.builders import a_session, an_event, some_events
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract.suite._builders import a_session, an_event, some_events
 from reference_stores.sql import SqlSessionStore
 from reference_stores.sql.errors import classify, is_conflict, to_store_error
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.faults import fault_injector, sql_is_write
-from pytest_asm_contract.model import ExecutionResult
-from pytest_asm_contract.suite.builders import a_run, a_session, sequences, some_events
+from pytest_asm_contract._contract.model import ExecutionResult
+from pytest_asm_contract._faults.injection import fault_injector, sql_is_write
+from pytest_asm_contract.suite._builders import a_run, a_session, sequences, some_events
 from reference_stores.sql import SqlSessionStore
 from tests.sql import broken
 from tests.sql.conftest import server_url

@@ -13,8 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from pytest_asm_contract import rule
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.suite.builders import a_session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract.suite._builders import a_session
 from reference_stores.sql import SqlSessionStore
 from reference_stores.sql.migrate import HEAD, current, downgrade, upgrade
 from reference_stores.sql.schema import COLUMNS, TABLES, tables_for, version_table

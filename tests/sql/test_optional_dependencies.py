@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     import reference_stores.sql
     from reference_stores.sql import SqlSessionStore
     import reference_stores.sql.migrate, reference_stores.sql.store  # every module imports
-    from pytest_asm_contract.errors import StoreError
+    from pytest_asm_contract._contract.errors import StoreError
 
     kwargs = json.loads(sys.argv[2])
     try:

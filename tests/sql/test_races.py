@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pytest_asm_contract.model import Event, EventType, Session
+from pytest_asm_contract._contract.model import Event, EventType, Session
 from reference_stores.sql import SqlSessionStore
 
 #: How long the other writer is given to get past the stopped transaction. A writer that waits

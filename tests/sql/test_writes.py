@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, EventType, Session
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType, Session
 from reference_stores.sql import SqlSessionStore
 from reference_stores.sql.schema import MYSQL_DIALECTS
 

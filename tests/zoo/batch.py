@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from pytest_asm_contract.errors import StoreError, validation_error
-from pytest_asm_contract.model import Event
-from pytest_asm_contract.validation import as_events
+from pytest_asm_contract._contract.errors import StoreError, validation_error
+from pytest_asm_contract._contract.model import Event
+from pytest_asm_contract._contract.validation import as_events
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.model import Event, Run, Session, SessionStatus
-from pytest_asm_contract.validation import Page, as_run, as_session
+from pytest_asm_contract._contract.model import Event, Run, Session, SessionStatus
+from pytest_asm_contract._contract.validation import Page, as_run, as_session
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, EventType, Run
-from pytest_asm_contract.validation import EventQuery, as_event, as_run, check_id
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, EventType, Run
+from pytest_asm_contract._contract.validation import EventQuery, as_event, as_run, check_id
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -7,9 +7,14 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pytest_asm_contract.gate import FaultGate
-from pytest_asm_contract.model import ExecutionResult
-from pytest_asm_contract.validation import as_events, as_execution_result, as_run, as_session
+from pytest_asm_contract._contract.model import ExecutionResult
+from pytest_asm_contract._contract.validation import (
+    as_events,
+    as_execution_result,
+    as_run,
+    as_session,
+)
+from pytest_asm_contract._faults.gate import FaultGate
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -1,7 +1,7 @@
 """Broken stores that only recorded histories expose: each passes every single-threaded check.
 
 Their bugs need calls that overlap in time, or a retry after an ambiguous failure, to show; the
-history checker (``pytest_asm_contract.history``) finds each of them, and
+history checker (``pytest_asm_contract._concurrency.history``) finds each of them, and
 ``tests/test_histories.py`` asserts which check does. Short pauses in some of them widen the
 window the bug needs.
 """
@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_asm_contract.model import Event, EventType, ExecutionResult
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.model import Event, EventType, ExecutionResult
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     as_event,
     as_events,

@@ -6,8 +6,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_asm_contract.model import Event, ExecutionResult
-from pytest_asm_contract.validation import as_events, as_execution_result
+from pytest_asm_contract._contract.model import Event, ExecutionResult
+from pytest_asm_contract._contract.validation import as_events, as_execution_result
 from reference_stores.memory import InMemorySessionStore
 
 

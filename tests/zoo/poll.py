@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.model import Event, EventType
+from pytest_asm_contract._contract.model import Event, EventType
 from reference_stores.memory import InMemorySessionStore
 
 

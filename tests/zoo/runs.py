@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import Event, Run, RunStatus
-from pytest_asm_contract.validation import Page, as_events, as_run, check_id, run_status_filter
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import Event, Run, RunStatus
+from pytest_asm_contract._contract.validation import (
+    Page,
+    as_events,
+    as_run,
+    check_id,
+    run_status_filter,
+)
 from reference_stores.memory import InMemorySessionStore
 
 

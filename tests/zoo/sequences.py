@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pytest_asm_contract.errors import StoreError
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import StoreError
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -21,7 +21,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_event,
@@ -78,7 +78,7 @@ class BatchRepeatOnlyAdjacent(InMemorySessionStore):
     BREAKS = ("IDEM-3",)
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
-        from pytest_asm_contract.validation import as_events
+        from pytest_asm_contract._contract.validation import as_events
 
         batch = as_events(events)
         with self._lock:

@@ -6,8 +6,8 @@ import bisect
 import time
 from collections.abc import Sequence
 
-from pytest_asm_contract.model import Event
-from pytest_asm_contract.validation import as_event, as_events
+from pytest_asm_contract._contract.model import Event
+from pytest_asm_contract._contract.validation import as_event, as_events
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_asm_contract.model import Session, SessionStatus
+from pytest_asm_contract._contract.model import Session, SessionStatus
 from reference_stores.memory import InMemorySessionStore
 
 

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from pytest_asm_contract.errors import ErrorCode, StoreError, validation_error
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError, validation_error
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -31,7 +31,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_events,

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from pytest_asm_contract.rules import RULES_BY_ID, Scope
+from pytest_asm_contract._contract.rules import RULES_BY_ID, Scope
 
 
 def problems(report: dict[str, object], allowed_skips: set[str]) -> list[str]:

@@ -12,7 +12,7 @@ Design:
   with "database is locked" half-way through.
 - Each record is kept whole as the model's JSON (``model_dump_json``), which round-trips every
   field exactly; the columns next to it exist only to filter, order and enforce uniqueness.
-- Input checks come from ``pytest_asm_contract.validation``, so the store rejects exactly what
+- Input checks come from the kit's validation helpers, so the store rejects exactly what
   the contract says it must, with the contract's error codes.
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
-from pytest_asm_contract.errors import ErrorCode, StoreError
-from pytest_asm_contract.model import (
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.model import (
     Event,
     EventType,
     ExecutionResult,
@@ -38,7 +38,7 @@ from pytest_asm_contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract.validation import (
+from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
     as_events,

@@ -1,0 +1,112 @@
+"""Reporting violations: confirm each reproduction against a fresh store, write reproducer
+files, and say what broke and how to see it."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_asm_contract._contract.rules import get_rule
+from pytest_asm_contract._machine import repro
+from pytest_asm_contract._machine.violations import ContractViolation
+from pytest_asm_contract._plugin.loading import close_store
+
+
+@dataclasses.dataclass
+class Explanation:
+    """One violation, ready to show: the reproduction and whether it was confirmed."""
+
+    violation: ContractViolation
+    code: str
+    verified: bool
+    reproducer: Path | None = None
+
+
+def confirm(violation: ContractViolation, factory: Callable[[], Any]) -> tuple[str, bool]:
+    """The shortest reproduction that fails against a fresh store, and whether one does.
+
+    Tries the calls of the example's steps first; when those pass (a store whose behaviour depends
+    on the reads the machine made in between), tries again with those reads included.
+    """
+    for code in (violation.code, violation.full_code):
+        store = factory()
+        try:
+            failure = repro.run_snippet(code, store)
+        finally:
+            close_store(store)
+        if failure is not None:
+            return code, True
+    return violation.code, False
+
+
+def explain(
+    violations: Sequence[ContractViolation],
+    factory: Callable[[], Any],
+    *,
+    repro_dir: Path | None = None,
+    store_target: str | None = None,
+    store_options: Sequence[tuple[str, str]] = (),
+    seed: int | None = None,
+    replay: str | None = None,
+) -> tuple[list[Explanation], str]:
+    """Confirm each violation against a fresh store, write reproducer files, and say it all.
+
+    Returns the explanations and the failure message: per violated rule its ID and statement,
+    what happened, and the shortest sequence of store calls that shows it, as Python to paste.
+    """
+    explanations: list[Explanation] = []
+    for violation in violations:
+        code, verified = confirm(violation, factory)
+        explanation = Explanation(violation, code, verified)
+        if repro_dir is not None:
+            rule_statement = get_rule(violation.rule_id).statement
+            repro_dir.mkdir(parents=True, exist_ok=True)
+            path = repro_dir / f"test_asm_repro_{violation.rule_id.lower().replace('-', '_')}.py"
+            path.write_text(
+                repro.reproducer_module(
+                    rule_id=violation.rule_id,
+                    statement=rule_statement,
+                    what=violation.what,
+                    code=code,
+                    store_target=store_target,
+                    store_options=store_options,
+                    seed=seed,
+                    replay=replay,
+                ),
+                encoding="utf-8",
+            )
+            explanation.reproducer = path
+        explanations.append(explanation)
+    return explanations, _message(explanations, replay)
+
+
+def _message(explanations: Sequence[Explanation], replay: str | None) -> str:
+    parts = []
+    for explanation in explanations:
+        violation = explanation.violation
+        rule = get_rule(violation.rule_id)
+        calls = sum(1 for line in explanation.code.splitlines() if "store." in line)
+        status = (
+            "it fails against a fresh store"
+            if explanation.verified
+            else "NOT confirmed against a fresh store: the store may behave differently over "
+            "time; rerun with the seed below"
+        )
+        lines = [
+            f"{rule.id} violated ({rule.level.value}): {rule.statement}",
+            *(f"  also breaks {other}: {get_rule(other).statement}" for other in violation.also),
+            f"What happened: {violation.what}",
+            f"Shortest sequence found ({calls} store calls; {status}):",
+            "",
+            textwrap.indent(explanation.code, "    "),
+            "",
+        ]
+        if explanation.reproducer is not None:
+            lines.append(f"Reproducer test written to {explanation.reproducer}")
+        parts.append("\n".join(lines))
+    if replay:
+        parts.append(f"Replay this search: {replay}")
+    return "\n\n".join(parts)

@@ -1,0 +1,1 @@
+"""The pytest plugin: options, store loading, fixtures, rule marks, reports and comparison."""

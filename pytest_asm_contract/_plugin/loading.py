@@ -1,0 +1,127 @@
+"""Turn ``--asm-store=module:attr`` and its options into a store factory, or a usage error."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from pytest_asm_contract._contract.port import (
+    ARTIFACT_STORE_OPERATIONS,
+    SESSION_STORE_OPERATIONS,
+    V08_OPERATIONS,
+    missing_operations,
+)
+
+StoreFactory = Callable[[], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSpec:
+    """Where a store comes from: ``target`` is ``module:attr``; ``options`` are its kwargs."""
+
+    target: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        opts = " ".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.target} {opts}".strip()
+
+
+def parse_options(raw: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    parsed = []
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise pytest.UsageError(
+                f"--asm-store-option expects KEY=VALUE with KEY a Python identifier, got {item!r}"
+            )
+        parsed.append((key.strip(), value))
+    return tuple(parsed)
+
+
+def resolve_target(target: str, flag: str = "--asm-store") -> Any:
+    """Import ``module:attr`` (attr may be dotted) and return the attribute."""
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise pytest.UsageError(
+            f"{flag} expects 'module:attr' (for example my_pkg.stores:MyStore), got {target!r}"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as error:  # any import-time failure is a usage problem for the user to fix
+        raise pytest.UsageError(
+            f"{flag}={target}: cannot import module {module_name!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise pytest.UsageError(
+                f"{flag}={target}: module {module_name!r} has no attribute {attr_path!r}"
+            ) from None
+    if not callable(obj):
+        raise pytest.UsageError(
+            f"{flag}={target}: {attr_path!r} is a {type(obj).__name__}, not a class or a callable "
+            "that returns a fresh store"
+        )
+    return obj
+
+
+def build_factory(spec: StoreSpec, flag: str = "--asm-store") -> StoreFactory:
+    target = resolve_target(spec.target, flag)
+    return functools.partial(target, **dict(spec.options))
+
+
+def _build_once(factory: StoreFactory, spec: StoreSpec, flag: str) -> Any:
+    try:
+        return factory()
+    except Exception as error:
+        raise pytest.UsageError(
+            f"{flag}={spec.label}: building the store raised {type(error).__name__}: {error}"
+        ) from None
+
+
+def check_artifact_store(factory: StoreFactory, spec: StoreSpec) -> None:
+    store = _build_once(factory, spec, "--asm-artifact-store")
+    try:
+        missing = missing_operations(store, ARTIFACT_STORE_OPERATIONS)
+        if missing:
+            raise pytest.UsageError(
+                f"--asm-artifact-store={spec.label}: the factory returned a "
+                f"{type(store).__name__}, which is not an artifact store (missing: "
+                f"{', '.join(missing)})"
+            )
+    finally:
+        close_store(store)
+
+
+def check_session_store(factory: StoreFactory, spec: StoreSpec) -> None:
+    """Build one store to turn a broken factory or a non-store into one clear usage error.
+
+    A store missing only v0.8 operations passes here: PORT-1 reports it as a single failure.
+    """
+    store = _build_once(factory, spec, "--asm-store")
+    try:
+        missing = missing_operations(store)
+        v07_core = [op for op in SESSION_STORE_OPERATIONS if op not in V08_OPERATIONS]
+        if set(v07_core) <= set(missing):
+            raise pytest.UsageError(
+                f"--asm-store={spec.label}: the factory returned a {type(store).__name__}, "
+                f"which is not a session store (it has none of: {', '.join(v07_core)})"
+            )
+    finally:
+        close_store(store)
+
+
+def close_store(store: object) -> None:
+    """Release a store's resources if it offers ``close()``."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,28 @@
+"""What the plugin decides at configure time, shared by its hooks and fixtures."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pytest_asm_contract._plugin.loading import StoreFactory, StoreSpec
+from pytest_asm_contract._plugin.report import ConformanceReport
+
+
+@dataclasses.dataclass
+class ContractState:
+    spec: StoreSpec | None
+    factory: StoreFactory | None
+    artifact_spec: StoreSpec | None
+    artifact_factory: StoreFactory | None
+    profile: str
+    seed: int
+    selected_rules: frozenset[str]
+    report_path: Path | None
+    repro_dir: Path | None
+    report: ConformanceReport
+
+
+STATE = pytest.StashKey[ContractState]()
