@@ -201,7 +201,7 @@ def test_runs_under_xdist(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--asm-store=no_colon"], "*--asm-store expects 'module:attr'*got 'no_colon'*"),
+        (["--asm-store=no_colon"], "*--asm-store=no_colon: expected 'module:attr'*got 'no_colon'*"),
         (["--asm-store=no_such_module:Store"], "*cannot import module 'no_such_module'*"),
         (["--asm-store=user_stores:Missing"], "*module 'user_stores' has no attribute 'Missing'*"),
         (["--asm-store=user_stores:STORES_DOC"], "*not a class or a callable*"),

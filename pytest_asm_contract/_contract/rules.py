@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from pytest_asm_contract._contract.port import Capability
+
 
 class Level(enum.StrEnum):
     MUST = "MUST"
@@ -40,15 +42,8 @@ class Rule:
         return Level.CAPABILITY if self.capability else Level.MUST
 
 
-#: Capabilities a store may declare in its ``capabilities`` attribute, and what each one promises.
-CAPABILITIES: dict[str, str] = {
-    "long_poll": "get_events(wait_timeout_ms=...) blocks until a matching event is appended or the "
-    "timeout passes",
-    "shared_backend": "several store instances, in different processes, share one backend and see "
-    "each other's writes",
-    "referential_integrity": "save_run, append and flush raise session_not_found for a session "
-    "that was never saved",
-}
+#: Capabilities a store may declare in its ``capabilities`` attribute, and what each promises.
+CAPABILITIES: dict[str, str] = {c.value: c.promise for c in Capability}
 
 GROUPS: dict[str, str] = {
     "PORT": "The store object",

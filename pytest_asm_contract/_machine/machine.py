@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis.stateful import RuleBasedStateMachine
 
 from pytest_asm_contract._contract.model import Event
-from pytest_asm_contract._contract.port import declared_capabilities
+from pytest_asm_contract._contract.port import close_store, declared_capabilities
 from pytest_asm_contract._machine.appends import AppendRules
 from pytest_asm_contract._machine.base import LastWrite, Pipeline
 from pytest_asm_contract._machine.checks import StateChecks
@@ -21,7 +21,6 @@ from pytest_asm_contract._machine.pipeline import PipelineRules
 from pytest_asm_contract._machine.reads import ReadRules
 from pytest_asm_contract._machine.repro import Lazy
 from pytest_asm_contract._machine.sessions import SessionAndRunRules
-from pytest_asm_contract._plugin.loading import close_store
 
 
 class ContractMachine(

@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pytest_asm_contract._contract.port import close_store
 from pytest_asm_contract._machine.constants import Action
 from pytest_asm_contract._machine.coverage import Coverage
 from pytest_asm_contract._machine.inputs import Pools
 from pytest_asm_contract._machine.machine import ContractMachine
 from pytest_asm_contract._machine.violations import ContractViolation
-from pytest_asm_contract._plugin.loading import close_store
 
 
 def contract_machine(

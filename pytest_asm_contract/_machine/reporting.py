@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_asm_contract._contract.port import close_store
 from pytest_asm_contract._contract.rules import get_rule
 from pytest_asm_contract._machine import repro
 from pytest_asm_contract._machine.violations import ContractViolation
-from pytest_asm_contract._plugin.loading import close_store
 
 
 @dataclasses.dataclass

@@ -232,7 +232,7 @@ def reproducer_module(
         lines.insert(lines.index(IMPORTS.rstrip("\n")) + 1, f"from {module_name} import {root}")
         kwargs = ", ".join(f"{k}={v!r}" for k, v in store_options)
         lines += [
-            "from pytest_asm_contract._plugin.loading import close_store",
+            "from pytest_asm_contract._contract.port import close_store",
             "",
             "",
             "@pytest.fixture",
@@ -243,7 +243,7 @@ def reproducer_module(
         ]
     else:
         lines += [
-            "from pytest_asm_contract._plugin.loading import close_store",
+            "from pytest_asm_contract._contract.port import close_store",
             "",
             "",
             "@pytest.fixture",

@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from pytest_asm_contract._contract.port import declared_capabilities, missing_operations
+from pytest_asm_contract._contract.port import (
+    close_store,
+    declared_capabilities,
+    missing_operations,
+)
 from pytest_asm_contract._contract.rules import CAPABILITIES
-from pytest_asm_contract._plugin.loading import StoreFactory, close_store
+from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract._plugin.marks import required_capabilities, rules_of
 from pytest_asm_contract._plugin.profiles import hypothesis_settings
 from pytest_asm_contract._plugin.state import STATE

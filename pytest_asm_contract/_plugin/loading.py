@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
+from pytest_asm_contract._contract.locate import TargetError, locate
 from pytest_asm_contract._contract.port import (
     ARTIFACT_STORE_OPERATIONS,
     SESSION_STORE_OPERATIONS,
     V08_OPERATIONS,
+    close_store,
     missing_operations,
 )
 
@@ -47,28 +48,14 @@ def parse_options(raw: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 def resolve_target(target: str, flag: str = "--asm-store") -> Any:
     """Import ``module:attr`` (attr may be dotted) and return the attribute."""
-    module_name, sep, attr_path = target.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise pytest.UsageError(
-            f"{flag} expects 'module:attr' (for example my_pkg.stores:MyStore), got {target!r}"
-        )
     try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure is a usage problem for the user to fix
-        raise pytest.UsageError(
-            f"{flag}={target}: cannot import module {module_name!r}: "
-            f"{type(error).__name__}: {error}"
-        ) from None
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise pytest.UsageError(
-                f"{flag}={target}: module {module_name!r} has no attribute {attr_path!r}"
-            ) from None
+        obj = locate(target)
+    except TargetError as error:
+        raise pytest.UsageError(f"{flag}={target}: {error}") from None
     if not callable(obj):
+        attr = target.partition(":")[2]
         raise pytest.UsageError(
-            f"{flag}={target}: {attr_path!r} is a {type(obj).__name__}, not a class or a callable "
+            f"{flag}={target}: {attr!r} is a {type(obj).__name__}, not a class or a callable "
             "that returns a fresh store"
         )
     return obj
@@ -118,10 +105,3 @@ def check_session_store(factory: StoreFactory, spec: StoreSpec) -> None:
             )
     finally:
         close_store(store)
-
-
-def close_store(store: object) -> None:
-    """Release a store's resources if it offers ``close()``."""
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from pytest_asm_contract import rule
 from pytest_asm_contract._contract.errors import ErrorCode
-from pytest_asm_contract._plugin.loading import StoreFactory, close_store
+from pytest_asm_contract._contract.port import close_store
+from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract.suite._builders import expect_error
 
 #: Keys that break naive path or prefix handling; each must stay a key of its own.

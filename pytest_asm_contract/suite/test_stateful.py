@@ -19,7 +19,7 @@ from hypothesis import settings
 
 from pytest_asm_contract import rule
 from pytest_asm_contract._concurrency.workloads import replay_command
-from pytest_asm_contract._contract.port import missing_operations
+from pytest_asm_contract._contract.port import close_store, missing_operations
 from pytest_asm_contract._machine import (
     SHRINK_SECONDS,
     STATEFUL_RULES,
@@ -27,7 +27,7 @@ from pytest_asm_contract._machine import (
     run_contract_machine,
 )
 from pytest_asm_contract._plugin.fixtures import MIGRATION_GUIDE
-from pytest_asm_contract._plugin.loading import StoreFactory, close_store
+from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract._plugin.marks import mark_violated
 from pytest_asm_contract._plugin.state import STATE
 
