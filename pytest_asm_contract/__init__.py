@@ -1,4 +1,11 @@
-"""pytest-asm-contract: the conformance kit for Agent Session Manager session stores."""
+"""pytest-asm-contract: the conformance kit for Agent Session Manager session stores.
+
+Everything a store author uses is importable from here; ``pytest_asm_contract.strategies``
+(Hypothesis strategies) and ``pytest_asm_contract.suite`` (the bundled suite, for
+``from pytest_asm_contract.suite import *``) are the other public modules. Modules whose names
+start with an underscore are the kit's own and may change in any release. docs/api.md lists
+every public name.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,7 +14,123 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from pytest_asm_contract._contract.errors import (
+    RETRYABLE_CODES,
+    STORAGE_CODES,
+    ErrorCode,
+    StoreError,
+    dependency_not_available,
+    validation_error,
+)
+from pytest_asm_contract._contract.model import (
+    ID_MAX_LENGTH,
+    INT64_MAX,
+    INT64_MIN,
+    Event,
+    EventType,
+    ExecutionResult,
+    JsonObject,
+    JsonValue,
+    Run,
+    RunStatus,
+    Session,
+    SessionStatus,
+    utc_now,
+)
+from pytest_asm_contract._contract.port import (
+    SESSION_STORE_OPERATIONS,
+    ArtifactStore,
+    Capability,
+    Closable,
+    FaultInjectable,
+    Reopenable,
+    ReopenSpec,
+    SessionStore,
+)
+from pytest_asm_contract._contract.rules import RULES, Level, Rule, Scope, get_rule
+from pytest_asm_contract._contract.validation import (
+    EventQuery,
+    Page,
+    as_event,
+    as_events,
+    as_execution_result,
+    as_run,
+    as_session,
+    check_id,
+    run_status_filter,
+    session_status_filter,
+)
+from pytest_asm_contract._faults.gate import BackendFault, FaultGate
+from pytest_asm_contract._machine import (
+    ContractViolation,
+    StatefulResult,
+    contract_machine,
+    explain,
+    run_contract_machine,
+)
+from pytest_asm_contract._machine.oracle import ContractModel, exact_difference
 from pytest_asm_contract._plugin.marks import rule
+from pytest_asm_contract._plugin.profiles import PROFILES, hypothesis_settings
 
-__all__ = ["ErrorCode", "StoreError", "__version__", "rule"]
+# Exceptions show where they are imported from, in tracebacks and when pickled.
+for _public in (StoreError, BackendFault):
+    _public.__module__ = __name__
+del _public
+
+__all__ = [
+    "ID_MAX_LENGTH",
+    "INT64_MAX",
+    "INT64_MIN",
+    "PROFILES",
+    "RETRYABLE_CODES",
+    "RULES",
+    "SESSION_STORE_OPERATIONS",
+    "STORAGE_CODES",
+    "ArtifactStore",
+    "BackendFault",
+    "Capability",
+    "Closable",
+    "ContractModel",
+    "ContractViolation",
+    "ErrorCode",
+    "Event",
+    "EventQuery",
+    "EventType",
+    "ExecutionResult",
+    "FaultGate",
+    "FaultInjectable",
+    "JsonObject",
+    "JsonValue",
+    "Level",
+    "Page",
+    "ReopenSpec",
+    "Reopenable",
+    "Rule",
+    "Run",
+    "RunStatus",
+    "Scope",
+    "Session",
+    "SessionStatus",
+    "SessionStore",
+    "StatefulResult",
+    "StoreError",
+    "__version__",
+    "as_event",
+    "as_events",
+    "as_execution_result",
+    "as_run",
+    "as_session",
+    "check_id",
+    "contract_machine",
+    "dependency_not_available",
+    "exact_difference",
+    "explain",
+    "get_rule",
+    "hypothesis_settings",
+    "rule",
+    "run_contract_machine",
+    "run_status_filter",
+    "session_status_filter",
+    "utc_now",
+    "validation_error",
+]
