@@ -12,7 +12,7 @@ import importlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -113,22 +113,6 @@ def make_client(
             f"{operation}: cannot build an S3 client: {type(error).__name__}: {error}",
             {"operation": operation},
         ) from error
-
-
-def flag(value: object) -> bool:
-    """A boolean option that may arrive as a string from ``--asm-store-option``."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def number(value: object, name: str, kind: Callable[[str], Any]) -> Any:
-    try:
-        return kind(str(value)) if isinstance(value, str) else value
-    except ValueError:
-        raise StoreError(
-            ErrorCode.VALIDATION_ERROR, f"option {name} must be a number, got {value!r}"
-        ) from None
 
 
 def new_prefix(label: str) -> str:

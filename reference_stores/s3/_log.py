@@ -33,7 +33,7 @@ def _dump(model: Session | Run | Event) -> dict[str, Any]:
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
-    raise TypeError(f"cannot store a {type(value).__name__} in a log record")
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in a log record")
 
 
 def _corrupt(message: str, **details: Any) -> StoreError:

@@ -7,17 +7,16 @@ import os
 from typing import Any
 
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
+from reference_stores._options import boolean, positive_int
 from reference_stores.s3._backend import (
     DEFAULT_BUCKET,
     ENV_BUCKET,
     encode_name,
     ensure_bucket,
-    flag,
     is_not_found,
     make_client,
     new_prefix,
     normalise_prefix,
-    number,
     translated,
 )
 
@@ -50,6 +49,12 @@ class S3ArtifactStore:
         multipart_threshold: int | str = 16 * MIB,
         multipart_chunksize: int | str = 8 * MIB,
     ) -> None:
+        # Every option is checked before the client or the bucket exist.
+        create = boolean(create_bucket, "create_bucket")
+        self.multipart_threshold: int = positive_int(multipart_threshold, "multipart_threshold")
+        self.multipart_chunksize: int = positive_int(multipart_chunksize, "multipart_chunksize")
+        self.bucket: str = bucket or os.environ.get(ENV_BUCKET) or DEFAULT_BUCKET
+        self.prefix: str = normalise_prefix(prefix) if prefix is not None else new_prefix("art")
         self._client = make_client(
             "S3ArtifactStore()",
             client=client,
@@ -59,15 +64,7 @@ class S3ArtifactStore:
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
         )
-        self.bucket: str = bucket or os.environ.get(ENV_BUCKET) or DEFAULT_BUCKET
-        self.prefix: str = normalise_prefix(prefix) if prefix is not None else new_prefix("art")
-        self.multipart_threshold: int = number(multipart_threshold, "multipart_threshold", int)
-        self.multipart_chunksize: int = number(multipart_chunksize, "multipart_chunksize", int)
-        if self.multipart_chunksize < 1 or self.multipart_threshold < 1:
-            raise StoreError(
-                ErrorCode.VALIDATION_ERROR, "multipart threshold and chunk size must be positive"
-            )
-        if flag(create_bucket):
+        if create:
             ensure_bucket(self._client, self.bucket, region)
 
     def asm_fault_target(self) -> Any:

@@ -5,6 +5,12 @@ Every change to a session is one immutable object at the session's next log posi
 re-read the log and try again at the following position. Event ids are claimed globally through
 one claim log, one record per batch, before they are committed. The full protocol, including
 recovery after a crashed writer, is in docs/s3-protocol.md.
+
+The store is one class of about 650 lines on purpose: every operation is the same optimistic
+commit (``_logstore.LogStore._commit``) with its own plan, and the claim protocol of an append is
+read best next to the commit that follows it. The log machinery (``_logstore.py``), a session's
+state (``_log.py``), the claim state (``_claims.py``) and keys and errors (``_backend.py``) are
+modules of their own.
 """
 
 from __future__ import annotations
@@ -39,17 +45,16 @@ from pytest_asm_contract._contract.validation import (
     run_status_filter,
     session_status_filter,
 )
+from reference_stores._options import boolean, non_negative_float, positive_float, positive_int
 from reference_stores.s3 import _claims, _log
 from reference_stores.s3._backend import (
     DEFAULT_BUCKET,
     ENV_BUCKET,
     encode_name,
     ensure_bucket,
-    flag,
     make_client,
     new_prefix,
     normalise_prefix,
-    number,
     translated,
 )
 from reference_stores.s3._claims import Claim, ClaimState, Marker, Outcome
@@ -118,6 +123,26 @@ class S3SessionStore(LogStore):
         poll_interval_seconds: float | str = 0.05,
         max_workers: int | str = 16,
     ) -> None:
+        # Every option is checked before the client, the thread pools or the bucket exist.
+        create = boolean(create_bucket, "create_bucket")
+        self._options: dict[str, Any] = {
+            "bucket": bucket or os.environ.get(ENV_BUCKET) or DEFAULT_BUCKET,
+            "prefix": normalise_prefix(prefix) if prefix is not None else new_prefix("asm"),
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+            "snapshot_interval": positive_int(snapshot_interval, "snapshot_interval"),
+            "claim_grace_seconds": non_negative_float(claim_grace_seconds, "claim_grace_seconds"),
+            "commit_timeout_seconds": positive_float(
+                commit_timeout_seconds, "commit_timeout_seconds"
+            ),
+            "poll_interval_seconds": non_negative_float(
+                poll_interval_seconds, "poll_interval_seconds"
+            ),
+            "max_workers": positive_int(max_workers, "max_workers"),
+        }
         made = make_client(
             "S3SessionStore()",
             client=client,
@@ -127,24 +152,6 @@ class S3SessionStore(LogStore):
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
         )
-        self._options: dict[str, Any] = {
-            "bucket": bucket or os.environ.get(ENV_BUCKET) or DEFAULT_BUCKET,
-            "prefix": normalise_prefix(prefix) if prefix is not None else new_prefix("asm"),
-            "endpoint_url": endpoint_url,
-            "region": region,
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-            "snapshot_interval": number(snapshot_interval, "snapshot_interval", int),
-            "claim_grace_seconds": number(claim_grace_seconds, "claim_grace_seconds", float),
-            "commit_timeout_seconds": number(
-                commit_timeout_seconds, "commit_timeout_seconds", float
-            ),
-            "poll_interval_seconds": number(poll_interval_seconds, "poll_interval_seconds", float),
-            "max_workers": number(max_workers, "max_workers", int),
-        }
-        if self._options["snapshot_interval"] < 1:
-            raise StoreError(ErrorCode.VALIDATION_ERROR, "snapshot_interval must be at least 1")
         super().__init__(
             made,
             bucket=self._options["bucket"],
@@ -156,7 +163,7 @@ class S3SessionStore(LogStore):
         )
         self._from_client = client is not None
         self._poll: float = max(0.001, self._options["poll_interval_seconds"])
-        if flag(create_bucket):
+        if create:
             ensure_bucket(self._client, self.bucket, region)
         self._known_sessions: set[str] = set()  # session index markers known to exist
         self._claims: Log[ClaimState] = Log(

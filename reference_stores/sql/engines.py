@@ -1,4 +1,4 @@
-"""Engines, per-dialect connection setup, temporary SQLite files and isolated namespaces.
+"""Engines, per-dialect connection setup, writer locks and the pool gate.
 
 * One Engine (and connection pool) per database URL and process, shared by every store on that
   URL; each store works through ``engine.execution_options()``, a view with its own event
@@ -13,10 +13,9 @@
   database file instead of spinning in SQLite's busy handler.
 * MariaDB/MySQL: ``READ COMMITTED``, strict SQL mode, ``utf8mb4``.
 * PostgreSQL: ``READ COMMITTED`` (the default); reads run in autocommit (one round trip).
-* Isolated namespaces: a fresh table prefix with the schema created by the Alembic revision,
-  emptied when its store closes and then reused by the next isolated store of the process (DDL
-  costs ~30 ms on a server, a cleanup ~4 ms); every namespace a process created is dropped when the
-  process exits.
+
+Nothing here runs the migration: temporary SQLite files and isolated namespaces, which need the
+schema, are made in ``provision``, above both this module and ``migrate``.
 """
 
 from __future__ import annotations
@@ -24,17 +23,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
-import tempfile
 import threading
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from reference_stores.sql.schema import MYSQL_DIALECTS, TABLES, tables_for, version_table
+from reference_stores.sql.schema import MYSQL_DIALECTS
 
 try:
     import sqlalchemy as sa
@@ -48,15 +43,9 @@ POOL_OVERFLOW = 24
 _lock = threading.RLock()
 _engines: dict[str, sa.Engine] = {}
 _file_locks: dict[str, threading.Lock] = {}
-_templates: dict[str, Path] = {}
-_temp_dirs: set[str] = set()
 _gates: weakref.WeakKeyDictionary[Any, FairGate] = weakref.WeakKeyDictionary()
 #: The SQLite engines set up here (driver in autocommit mode: see ``begin_write``).
 _autocommit_sqlite: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
-#: engine key -> free isolated prefixes (empty tables, ready for reuse)
-_free_namespaces: dict[str, list[str]] = {}
-#: engine key -> (engine, every isolated prefix this process created there)
-_created_namespaces: dict[str, tuple[sa.Engine, set[str]]] = {}
 
 
 class FairGate:
@@ -136,6 +125,12 @@ def write_lock(engine: sa.Engine) -> threading.Lock | None:
         return None
     with _lock:
         return _file_locks.setdefault(path, threading.Lock())
+
+
+def forget_write_lock(path: str | os.PathLike[str]) -> None:
+    """Drop the writer lock of a SQLite file that is being removed."""
+    with _lock:
+        _file_locks.pop(os.path.abspath(path), None)
 
 
 def begin_write(connection: sa.Connection, engine: sa.Engine) -> None:
@@ -220,131 +215,17 @@ def _forget_engines_after_fork() -> None:
         engine.dispose(close=False)
     _engines.clear()
     _file_locks.clear()
-    _free_namespaces.clear()
-    _created_namespaces.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
-# -- temporary SQLite files (the embedded default) ---------------------------------------------
-def _sqlite_template(table_prefix: str) -> Path:
-    """A database file holding the empty schema, built once per process with the migration."""
-    from reference_stores.sql import migrate
-
-    with _lock:
-        path = _templates.get(table_prefix)
-        if path is not None and path.exists():
-            return path
-        directory = tempfile.mkdtemp(prefix="asm-sqlite-template-")
-        _temp_dirs.add(directory)
-        path = Path(directory) / "template.db"
-        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-            migrate.upgrade(engine, table_prefix)
-            with engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            engine.dispose()
-        _templates[table_prefix] = path
-        return path
-
-
-def new_temporary_sqlite(table_prefix: str) -> Path:
-    """A fresh SQLite file with the schema, in a directory of its own (remove it when done)."""
-    template = _sqlite_template(table_prefix)
-    directory = tempfile.mkdtemp(prefix="asm-sqlite-")
-    with _lock:
-        _temp_dirs.add(directory)
-    path = Path(directory) / "store.db"
-    shutil.copyfile(template, path)
-    return path
-
-
-def remove_temporary_sqlite(path: Path) -> None:
-    directory = str(path.parent)
-    with _lock:
-        _temp_dirs.discard(directory)
-        _file_locks.pop(os.path.abspath(path), None)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-# -- isolated namespaces on a shared database ---------------------------------------------------
-def acquire_namespace(engine: sa.Engine, base_prefix: str) -> str:
-    """A table prefix holding an empty schema that no other store of any process uses."""
-    from reference_stores.sql import migrate
-
-    key = url_key(engine.url)
-    with _lock:
-        free = _free_namespaces.setdefault(key, [])
-        for index, prefix in enumerate(free):
-            if prefix.startswith(base_prefix):
-                return free.pop(index)
-    prefix = f"{base_prefix}i{uuid.uuid4().hex[:12]}_"
-    with _lock:
-        _created_namespaces.setdefault(key, (engine, set()))[1].add(prefix)
-    migrate.upgrade(engine, prefix)
-    return prefix
-
-
-def release_namespace(engine: sa.Engine, prefix: str) -> None:
-    """Empty the namespace's tables in one transaction and keep it for the next isolated store."""
-    tables = tables_for(prefix)
-    lock = write_lock(engine) or contextlib.nullcontext()
-    with lock, engine.begin() as connection:
-        begin_write(connection, engine)
-        for name in reversed(TABLES):
-            connection.execute(getattr(tables, name).delete())
-    with _lock:
-        _free_namespaces.setdefault(url_key(engine.url), []).append(prefix)
-
-
-#: How long dropping a namespace waits for a lock before giving up (the cleanup at exit must
-#: never hang on a session someone left open on one of its tables).
-DROP_LOCK_TIMEOUT_S = 10
-
-
-def _limit_lock_waits(connection: sa.Connection) -> None:
-    name = connection.dialect.name
-    if name == "postgresql":
-        connection.exec_driver_sql(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT_S}s'")
-    elif name in MYSQL_DIALECTS:
-        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DROP_LOCK_TIMEOUT_S}")
-
-
-def drop_namespace(engine: sa.Engine, prefix: str) -> None:
-    """Drop every table of an isolated namespace, its revision table included."""
-    from reference_stores.sql import migrate
-
-    lock = write_lock(engine) or contextlib.nullcontext()
-    with lock, engine.connect() as connection:
-        _limit_lock_waits(connection)
-        connection.commit()
-        begin_write(connection, engine)
-        migrate.downgrade(connection, prefix)
-        sa.Table(version_table(prefix), sa.MetaData()).drop(connection, checkfirst=True)
-        connection.commit()
-    with _lock:
-        key = url_key(engine.url)
-        _created_namespaces.get(key, (engine, set()))[1].discard(prefix)
-        with contextlib.suppress(ValueError):
-            _free_namespaces.get(key, []).remove(prefix)
-
-
 @atexit.register
-def _cleanup_at_exit() -> None:
+def dispose_all() -> None:
+    """Close the pooled connections of every shared Engine (also run at exit)."""
     with _lock:
-        created = [(engine, set(prefixes)) for engine, prefixes in _created_namespaces.values()]
-        directories = set(_temp_dirs)
-    for engine, prefixes in created:
-        for prefix in prefixes:
-            with contextlib.suppress(Exception):  # never mask the real outcome
-                drop_namespace(engine, prefix)
-    for engine in list(_engines.values()):
+        found = list(_engines.values())
+    for engine in found:
         with contextlib.suppress(Exception):  # never mask the real outcome
             engine.dispose()
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)

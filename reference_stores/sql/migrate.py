@@ -2,9 +2,10 @@
 
 Python::
 
-    from reference_stores.sql.migrate import upgrade, downgrade
+    from reference_stores.sql.migrate import upgrade, downgrade, drop
     upgrade("postgresql+psycopg://user@host/db")            # create or update the schema
     downgrade("postgresql+psycopg://user@host/db")          # drop every table of the store
+    drop("postgresql+psycopg://user@host/db", "asm_")       # ... and the revision table too
 
 Command line (the same, plus ``current``)::
 
@@ -21,6 +22,7 @@ Alembic's own command line works too, with the ini file shipped in this package:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +30,12 @@ from typing import Any
 
 from pytest_asm_contract._contract.errors import StoreError, dependency_not_available
 from reference_stores.sql import engines
-from reference_stores.sql.schema import DEFAULT_PREFIX, check_prefix, version_table
+from reference_stores.sql.schema import (
+    DEFAULT_PREFIX,
+    MYSQL_DIALECTS,
+    check_prefix,
+    version_table,
+)
 
 try:
     import sqlalchemy as sa
@@ -37,6 +44,9 @@ except ImportError:  # DEP-1
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0001_asm_schema"
+#: How long ``drop`` waits for a lock before giving up (the cleanup at exit must never hang on a
+#: session someone left open on one of its tables).
+DROP_LOCK_TIMEOUT_S = 10
 
 
 def _require(operation: str) -> None:
@@ -111,6 +121,37 @@ def current(target: Any, table_prefix: str = DEFAULT_PREFIX) -> str | None:
     return result
 
 
+def drop(target: Any, table_prefix: str = DEFAULT_PREFIX) -> None:
+    """Downgrade to base and drop the revision table too: no table of ``table_prefix`` is left.
+
+    ``target`` is a URL string or an Engine. Each lock is awaited at most
+    ``DROP_LOCK_TIMEOUT_S`` seconds.
+    """
+    _require("drop")
+    owned = isinstance(target, str)
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool) if owned else target
+    try:
+        lock = engines.write_lock(engine) or contextlib.nullcontext()
+        with lock, engine.connect() as connection:
+            _limit_lock_waits(connection)
+            connection.commit()
+            engines.begin_write(connection, engine)
+            downgrade(connection, table_prefix)
+            sa.Table(version_table(table_prefix), sa.MetaData()).drop(connection, checkfirst=True)
+            connection.commit()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def _limit_lock_waits(connection: sa.Connection) -> None:
+    name = connection.dialect.name
+    if name == "postgresql":
+        connection.exec_driver_sql(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT_S}s'")
+    elif name in MYSQL_DIALECTS:
+        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DROP_LOCK_TIMEOUT_S}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m reference_stores.sql",
@@ -137,12 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "downgrade":
             downgrade(args.url, args.table_prefix, args.revision)
         elif args.command == "drop":
-            _require("drop")
-            engine = sa.create_engine(args.url, poolclass=sa.pool.NullPool)
-            try:
-                engines.drop_namespace(engine, args.table_prefix)
-            finally:
-                engine.dispose()
+            drop(args.url, args.table_prefix)
             print("dropped")
             return 0
         print(current(args.url, args.table_prefix) or "base")

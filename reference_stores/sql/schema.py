@@ -1,7 +1,7 @@
 """The tables of the SQL session store, as SQLAlchemy Core objects.
 
 Alembic owns the schema (``migrations/versions/0001_asm_schema.py`` creates exactly these tables;
-``tests/sql/test_migrations.py`` compares the two on every backend). The store only reads and
+``tests/stores/sql/test_migrations.py`` compares the two on every backend). The store only reads and
 writes through these objects.
 
 Storage choices, all for exact round trips on every backend (contract DATA-1, DATA-3):

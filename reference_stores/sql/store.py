@@ -10,6 +10,12 @@ so it consumed nothing, and retried; the retry then finds the winner's event (ID
 
 Every write is one transaction (flush, append_events, delete_session are atomic: FLUSH-1,
 FLUSH-3, SES-4); concurrent appends of one store share a transaction (``combiner``).
+
+The module is one class of about 650 lines on purpose: the fourteen operations share the
+connection plumbing (``_read``, ``_write``: retries, reconnects, error mapping), and each write's
+transaction reads best in one place. What stands apart lives beside it: the schema
+(``schema.py``), the statements (``statements.py``), encoding (``codec.py``), engines and
+migrations.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import contextlib
 import importlib
 import itertools
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,7 +58,8 @@ from pytest_asm_contract._contract.validation import (
     run_status_filter,
     session_status_filter,
 )
-from reference_stores.sql import codec, engines
+from reference_stores._options import boolean, positive_float
+from reference_stores.sql import codec, engines, migrate, provision
 from reference_stores.sql.combiner import Combiner
 from reference_stores.sql.errors import is_conflict, to_store_error
 from reference_stores.sql.notify import PgListener, Waiter, channel_name
@@ -62,14 +68,13 @@ from reference_stores.sql.schema import (
     DEFAULT_PREFIX,
     MYSQL_DIALECTS,
     TABLES,
-    Tables,
     check_prefix,
     tables_for,
 )
+from reference_stores.sql.statements import Statements
 
 try:
     import sqlalchemy as sa
-    from sqlalchemy.dialects import mysql, postgresql, sqlite
 except ImportError as error:  # DEP-1: the module imports; building a store reports the extra
     sa = None  # type: ignore[assignment]
     _IMPORT_ERROR: ImportError | None = error
@@ -85,26 +90,6 @@ RECONNECT_ATTEMPTS = 2
 #: Rows per ``IN (...)`` lookup, well under every backend's parameter limit.
 IN_CHUNK = 500
 DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres", "pymysql": "mysql"}
-TRUE = frozenset({"1", "true", "yes", "on"})
-FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def _flag(value: bool | str | None, name: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
-        return value.strip().lower() in TRUE
-    raise validation_error(f"{name} must be a boolean (true/false), got {value!r}", field=name)
-
-
-def _number(value: float | int | str, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise validation_error(f"{name} must be a number, got {value!r}", field=name) from None
-    if not number > 0:
-        raise validation_error(f"{name} must be positive, got {value!r}", field=name)
-    return number
 
 
 class SqlSessionStore:
@@ -147,10 +132,10 @@ class SqlSessionStore:
             raise validation_error("pass either url or engine, not both")
         if url is not None and not isinstance(url, str):
             raise validation_error(f"url must be a string, got {type(url).__name__}")
-        isolated_flag = bool(_flag(isolated, "isolated"))
-        create = _flag(create_schema, "create_schema")
-        self._poll_interval = _number(poll_interval_ms, "poll_interval_ms") / 1000
-        self._notify_enabled = bool(_flag(notify, "notify"))
+        isolated_flag = boolean(isolated, "isolated")
+        create = create_schema is not None and boolean(create_schema, "create_schema")
+        self._poll_interval = positive_float(poll_interval_ms, "poll_interval_ms") / 1000
+        self._notify_enabled = boolean(notify, "notify")
         try:
             check_prefix(table_prefix)
         except ValueError as error:
@@ -159,7 +144,7 @@ class SqlSessionStore:
         if (url is None and engine is None) or isolated_flag or create:
             _require_alembic()  # the schema will be created by the migration
         if url is None and engine is None:
-            self._owned_file = engines.new_temporary_sqlite(table_prefix)
+            self._owned_file = provision.new_temporary_sqlite(table_prefix)
             base = engines.create_engine(
                 sa.make_url(f"sqlite:///{self._owned_file}"), temporary=True
             )
@@ -177,15 +162,13 @@ class SqlSessionStore:
                 prefix = _guard(
                     "open",
                     backend,
-                    lambda: engines.acquire_namespace(base, table_prefix),
+                    lambda: provision.acquire_namespace(base, table_prefix),
                     write=True,
                 )
                 self._owned_namespace = True
             else:
                 prefix = table_prefix
                 if create:
-                    from reference_stores.sql import migrate
-
                     _guard(
                         "create_schema",
                         backend,
@@ -221,7 +204,7 @@ class SqlSessionStore:
         self._channel = channel_name(prefix, engines.url_key(base.url))
         self._listener_lock = threading.Lock()
         self._appends: Combiner[list[Event], list[Event]] = Combiner(self._append_group)
-        self._statements = _Statements(self._t, self._dialect, base.dialect)
+        self._statements = Statements(self._t, self._dialect, base.dialect)
 
     # -- construction helpers -------------------------------------------------------------------
     def _engine_for(self, url: str) -> sa.Engine:
@@ -313,10 +296,10 @@ class SqlSessionStore:
             self._listener.stop()
         if self._owned_namespace:
             with contextlib.suppress(Exception):
-                engines.release_namespace(self._base, self._prefix)
+                provision.release_namespace(self._base, self._prefix)
         if self._owned_file is not None:
             self._base.dispose()
-            engines.remove_temporary_sqlite(self._owned_file)
+            provision.remove_temporary_sqlite(self._owned_file)
 
     def __enter__(self) -> SqlSessionStore:
         return self
@@ -457,7 +440,7 @@ class SqlSessionStore:
             # holding it commits first and its events are deleted below; any other append waits
             # for this transaction and numbers from 1 after it. Deleting a missing counter row
             # would lock nothing, and an append committed in between would lose its event here
-            # but leave its counter behind: a hole at 1 (tests/sql/test_races.py).
+            # but leave its counter behind: a hole at 1 (tests/stores/sql/test_races.py).
             connection.execute(t.sessions.delete().where(t.sessions.c.id == session_id))
             self._reserve(connection, session_id, 0)
             connection.execute(t.events.delete().where(t.events.c.session_id == session_id))
@@ -599,7 +582,7 @@ class SqlSessionStore:
         for session_id in sorted(new):  # one lock order for every writer: no deadlocks
             fresh = new[session_id]
             start = self._reserve(connection, session_id, len(fresh)) - len(fresh) + 1
-            rows += [values(_numbered(e, n), n) for n, e in enumerate(fresh, start=start)]
+            rows += [values(_with_sequence(e, n), n) for n, e in enumerate(fresh, start=start)]
         if rows:
             try:
                 self._insert_events(connection, rows)
@@ -741,7 +724,7 @@ class SqlSessionStore:
         return 0 if value is None else int(value)
 
 
-def _numbered(event: Event, number: int) -> Event:
+def _with_sequence(event: Event, number: int) -> Event:
     """``event`` carrying ``number``, set in place: what ``event.with_sequence(number)`` returns,
     without the copy. Only for the store's own events (``as_events`` and ``as_execution_result``
     return validated copies, never the caller's objects); a retried transaction sets it again."""
@@ -785,122 +768,3 @@ def _paged(query: sa.Select[Any], page: Page) -> sa.Select[Any]:
     if page.limit is not None and page.limit <= INT64_MAX:
         query = query.limit(page.limit)
     return query
-
-
-class _Statements:
-    """The write statements of one table set and dialect, built once."""
-
-    def __init__(self, tables: Tables, dialect: str, engine_dialect: sa.Dialect) -> None:
-        self.insert_event = sa.insert(tables.events)
-        #: The INSERT with positional parameters in ``codec.EVENT_COLUMNS`` order, or None.
-        self.insert_event_sql: str | None = None
-        self.select_events_sql = str(sa.select(tables.events).compile(dialect=engine_dialect))
-        if dialect not in MYSQL_DIALECTS:
-            insert = _for_driver(self.insert_event, engine_dialect, codec.EVENT_COLUMNS)
-            if insert is not None and insert[1] == codec.EVENT_COLUMNS:
-                self.insert_event_sql = insert[0]
-        self.upsert_session = _upsert(tables.sessions, dialect)
-        self.upsert_run = _upsert(tables.runs, dialect)
-        counters = tables.sequences
-        if dialect in MYSQL_DIALECTS:
-            bump = mysql.insert(counters)
-            self.bump_counter = _Prepared(
-                bump.on_duplicate_key_update(
-                    last_sequence=counters.c.last_sequence + bump.inserted.last_sequence
-                ),
-                engine_dialect,
-            )
-            self.read_counter_for_update = (
-                sa.select(counters.c.last_sequence)
-                .where(counters.c.session_id == sa.bindparam("session_id"))
-                .with_for_update()
-            )
-        else:
-            module: Any = postgresql if dialect == "postgresql" else sqlite
-            bump = module.insert(counters)
-            self.bump_counter = _Prepared(
-                bump.on_conflict_do_update(
-                    index_elements=[counters.c.session_id],
-                    set_={"last_sequence": counters.c.last_sequence + bump.excluded.last_sequence},
-                ).returning(counters.c.last_sequence),
-                engine_dialect,
-            )
-        if dialect == "postgresql":
-            events = tables.events
-            self.events_by_ids = sa.select(events).where(
-                events.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text())))
-            )
-            # The empty payload inline, not as a bound value, so that _for_driver takes it.
-            empty: sa.ColumnClause[str] = sa.literal_column("''")
-            notify = sa.select(sa.func.pg_notify(sa.bindparam("channel"), empty)).subquery()
-            values = sa.select(
-                sa.bindparam("session_id", type_=counters.c.session_id.type),
-                sa.bindparam("last_sequence", type_=sa.BigInteger()),
-            ).select_from(notify)
-            notifying = postgresql.insert(counters).from_select(
-                ["session_id", "last_sequence"], values
-            )
-            self.bump_counter_notify = _Prepared(
-                notifying.on_conflict_do_update(
-                    index_elements=[counters.c.session_id],
-                    set_={
-                        "last_sequence": counters.c.last_sequence + notifying.excluded.last_sequence
-                    },
-                ).returning(counters.c.last_sequence),
-                engine_dialect,
-            )
-
-
-def _for_driver(
-    statement: Any, dialect: sa.Dialect, column_keys: Sequence[str] | None = None
-) -> tuple[str, tuple[str, ...]] | None:
-    """``statement`` compiled once to the driver's SQL with positional parameters, and the
-    names of those parameters in order; None if a parameter needs a bind conversion or has a
-    value of its own (a literal the caller would not pass).
-
-    Statements run hundreds of times a second go to the driver this way
-    (``exec_driver_sql``): SQLAlchemy then skips the compiled-cache lookup and the per-row
-    parameter processing, a third of a batch's Python time. Engine events (the fault hook)
-    still see every statement.
-    """
-    compiled = statement.compile(
-        dialect=dialect, column_keys=None if column_keys is None else list(column_keys)
-    )
-    if compiled._bind_processors or any(not bind.required for bind in compiled.binds.values()):
-        return None
-    sql = compiled.string
-    if compiled.positional:
-        order = tuple(compiled.positiontup or ())
-    else:  # pyformat (psycopg): %(name)s becomes %s, in the same order
-        order = tuple(re.findall(r"%\((\w+)\)s", sql))
-        sql = re.sub(r"%\((\w+)\)s", "%s", sql)
-    return sql, order
-
-
-class _Prepared:
-    """A statement run often with one set of named parameters: straight to the driver when it
-    compiles to plain positional SQL (``_for_driver``), through ``execute`` otherwise."""
-
-    def __init__(self, statement: Any, dialect: sa.Dialect) -> None:
-        self.statement = statement
-        self._direct = None if dialect.name in MYSQL_DIALECTS else _for_driver(statement, dialect)
-
-    def run(self, connection: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[Any]:
-        if self._direct is None:
-            return connection.execute(self.statement, params)
-        sql, order = self._direct
-        return connection.exec_driver_sql(sql, tuple(params[name] for name in order))
-
-
-def _upsert(table: sa.Table, dialect: str) -> Any:
-    """INSERT that replaces the whole row when the primary key exists (SES-1, RUN-1)."""
-    columns = [c.name for c in table.columns if not c.primary_key]
-    if dialect in MYSQL_DIALECTS:
-        statement = mysql.insert(table)
-        return statement.on_duplicate_key_update({c: statement.inserted[c] for c in columns})
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[c for c in table.primary_key.columns],
-        set_={c: statement.excluded[c] for c in columns},
-    )
