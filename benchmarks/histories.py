@@ -20,8 +20,10 @@ import platform
 import statistics
 import time
 
-from pytest_asm_contract._concurrency.history import History, check_history
-from pytest_asm_contract._concurrency.workloads import Shape, make_plan, run_in_threads
+from pytest_asm_contract._concurrency.checking import check_history
+from pytest_asm_contract._concurrency.plans import Shape, make_plan
+from pytest_asm_contract._concurrency.recording import History
+from pytest_asm_contract._concurrency.workloads import run_in_threads
 from reference_stores.memory import InMemorySessionStore
 
 WRITERS = 8

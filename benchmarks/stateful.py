@@ -1,7 +1,8 @@
 """The stateful contract machine: steps per second, and how fast it catches sequence-only bugs.
 
 Usage: python benchmarks/stateful.py [--seeds N] [--profile ci] [--zoo sequences|all]
-                                    [--only NAME ...] [--skip-reports]
+                                    [--only NAME ...] [--skip-throughput]
+                                    [--skip-detection] [--skip-reports]
 
 1. Throughput: the machine against the in-memory reference store under the profile (a passing
    run), per seed: steps (rule executions) and store calls per second, wall and CPU time.
@@ -9,9 +10,10 @@ Usage: python benchmarks/stateful.py [--seeds N] [--profile ci] [--zoo sequences
    session store of the zoo that breaks a rule the machine checks), per seed, with shrinking off:
    how many examples and how much time until the first violation (median and max over the
    seeds), and which rules were reported.
-3. Reports: the same runs as the suite does them (Hypothesis shrinking, then replay-based
-   minimisation and simplification): the length of the reproduction (store calls, including the
-   failing check) and the time until the report is ready.
+3. Reports: the same runs as the suite does them (Hypothesis's phases for the profile, then
+   replay-based minimisation and simplification): whether every rule the store breaks was
+   reported, the length of the reproduction (store calls, including the failing check) and the
+   time until the report is ready.
 
 Wall-clock figures depend on what else the machine runs; CPU seconds (this process only) are
 shown beside them.
@@ -25,15 +27,18 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hypothesis import Phase, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_asm_contract._machine import (
-    SHRINK_SECONDS,
     STATEFUL_RULES,
+    StatefulResult,
+    machine_settings,
     run_contract_machine,
 )
 from pytest_asm_contract._plugin.profiles import hypothesis_settings
@@ -41,15 +46,16 @@ from reference_stores.memory import InMemorySessionStore
 from tests.zoo import mutants
 
 
-def median_max(values: list[float]) -> str:
+def median_max(values: Sequence[float]) -> str:
     if not values:
         return "-"
     return f"{statistics.median(values):g} / {max(values):g}"
 
 
-def selected_mutants(zoo: str, names: list[str]) -> list[tuple[str, type]]:
+def selected_mutants(zoo: str, names: list[str]) -> list[tuple[str, type[Any]]]:
     """The broken stores to measure: sequence-only ones, or all the machine should catch."""
-    chosen = []
+    chosen: list[tuple[str, type[Any]]] = []
+    store_class: type[Any]
     for target, store_class in mutants():
         name = target.rsplit(":", 1)[1]
         if names and name not in names:
@@ -85,7 +91,7 @@ def throughput(profile: str, seeds: list[int]) -> None:
     print(f"median steps per CPU second: {statistics.median(rates):.0f}\n")
 
 
-def detection(profile: str, seeds: list[int], chosen: list[tuple[str, type]]) -> None:
+def detection(profile: str, seeds: list[int], chosen: list[tuple[str, type[Any]]]) -> None:
     print(f"== detection: {len(chosen)} broken stores, profile {profile}, shrinking off")
     print(
         f"{'store':<34} {'BREAKS':<15} {'failed':>6} {'on rule':>7} {'examples med/max':>17} "
@@ -115,28 +121,44 @@ def detection(profile: str, seeds: list[int], chosen: list[tuple[str, type]]) ->
     print()
 
 
-def reports(profile: str, seeds: list[int], chosen: list[tuple[str, type]]) -> None:
+def suite_run(store_class: type[Any], profile: str, seed: int) -> StatefulResult:
+    """One run of the machine as the bundled suite module makes it."""
+    return run_contract_machine(store_class, hypothesis_settings(profile), seed)
+
+
+def phases_of(profile: str) -> str:
+    phases = machine_settings(hypothesis_settings(profile)).phases
+    return ", ".join(phase.name for phase in phases)
+
+
+def reports(profile: str, seeds: list[int], chosen: list[tuple[str, type[Any]]]) -> None:
     print(
-        f"== reports: as the suite runs it (profile {profile}: Hypothesis shrinks for up to "
-        f"{SHRINK_SECONDS[profile]:g} s, then replay minimisation and simplification)"
+        f"== reports: as the suite runs it (profile {profile}: phases {phases_of(profile)}; "
+        "then replay minimisation and simplification)"
     )
-    print(f"{'store':<34} {'steps med/max':>14} {'cpu s med/max':>14} {'wall s med/max':>15}")
+    print(
+        f"{'store':<34} {'BREAKS':<15} {'on rule':>7} {'steps med/max':>14} "
+        f"{'cpu s med/max':>14} {'wall s med/max':>15}  rules reported"
+    )
     for name, store_class in chosen:
-        steps, cpu, wall = [], [], []
+        steps, cpu, wall, rules, on_rule = [], [], [], set(), 0
+        expected = set(store_class.BREAKS) & set(STATEFUL_RULES)
         for seed in seeds:
             started_wall, started_cpu = time.perf_counter(), time.process_time()
-            result = run_contract_machine(
-                store_class,
-                hypothesis_settings(profile),
-                seed,
-                shrink_seconds=SHRINK_SECONDS[profile],
-            )
+            result = suite_run(store_class, profile, seed)
             cpu.append(round(time.process_time() - started_cpu, 1))
             wall.append(round(time.perf_counter() - started_wall, 1))
-            broken = [v for v in result.violations if set(v.rule_ids) & set(store_class.BREAKS)]
+            found = {r for v in result.violations for r in v.rule_ids}
+            on_rule += expected <= found
+            rules |= found
+            broken = [v for v in result.violations if set(v.rule_ids) & expected]
             if broken:
                 steps.append(min(len(v.steps) for v in broken))
-        print(f"{name:<34} {median_max(steps):>14} {median_max(cpu):>14} {median_max(wall):>15}")
+        print(
+            f"{name:<34} {','.join(store_class.BREAKS):<15} {on_rule:>4}/{len(seeds):<2} "
+            f"{median_max(steps):>14} {median_max(cpu):>14} {median_max(wall):>15}  "
+            f"{','.join(sorted(rules))}"
+        )
     print()
 
 
@@ -146,6 +168,8 @@ def main() -> None:
     parser.add_argument("--profile", default="ci", choices=("quick", "ci", "deep"))
     parser.add_argument("--zoo", default="sequences", choices=("sequences", "all"))
     parser.add_argument("--only", nargs="*", default=[], help="broken store class names")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the passing runs")
+    parser.add_argument("--skip-detection", action="store_true", help="skip first violations")
     parser.add_argument("--skip-reports", action="store_true", help="skip the full runs")
     args = parser.parse_args()
     seeds = list(range(1, args.seeds + 1))
@@ -154,8 +178,10 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}; seeds {seeds}\n"
     )
     chosen = selected_mutants(args.zoo, args.only)
-    throughput(args.profile, seeds)
-    detection(args.profile, seeds, chosen)
+    if not args.skip_throughput:
+        throughput(args.profile, seeds)
+    if not args.skip_detection:
+        detection(args.profile, seeds, chosen)
     if not args.skip_reports:
         reports(args.profile, seeds, chosen)
 

@@ -21,6 +21,10 @@ Invalid values
 
 Strategies never use the clock or random ids: every field is drawn, so an example replays exactly
 from its seed.
+
+The module is longer than the kit's others on purpose: it is one public import path
+(``from pytest_asm_contract.strategies import ...``), and valid and invalid values are built from
+the same pieces.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def as_model(model: type[M], value: object, what: str | None = None) -> M:
     name = what or model.__name__
     if not isinstance(value, model):
         raise validation_error(
-            f"expected a {model.__name__} for {name}, got {type(value).__name__}",
+            f"{name} must be of type {model.__name__}, got {type(value).__name__}",
             expected=model.__name__,
             got=type(value).__name__,
         )

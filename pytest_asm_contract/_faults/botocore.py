@@ -1,26 +1,16 @@
-"""Fault injection and request counting for stores built on a botocore client.
+"""The fault target for stores on a botocore client (boto3's ``client("s3")``), and a counter.
 
-A store whose fault hook (``asm_fault_target()``, see ``_faults.injection``) returns a
-botocore client (boto3's ``client("s3")``) gets its faults from ``BotocoreTarget``: event handlers
-registered on that client's own event system, so nothing is patched globally and other clients are
-untouched. A call is a write unless its operation name starts with Get, Head, List, Select or
-Describe; the k-th write of an armed plan fails:
-
-* ``when="before"`` (the default): a ``before-call`` handler raises before the request is built,
-  so the write never reaches the service. This is the failure FLUSH-3 is about: the operation
-  must report it and leave nothing partial.
-* ``when="after"``: an ``after-call`` handler raises once the service has answered, so the write
-  took effect but its caller hears of a failure (a lost response). A store must still never
-  expose part of an operation, and repeating the operation must complete it.
-
-The raised error is what botocore itself raises for a failed call: ``ClientError`` with code
-``InternalError`` (HTTP 500), ``SlowDown`` (HTTP 503, throttling), or for ``error="connection"``
-an ``EndpointConnectionError``.
+Handlers are registered on that client's own event system, so nothing is patched globally and
+other clients are untouched. A call is a write unless its operation name starts with Get, Head,
+List, Select or Describe. Before a write is sent (``before-call``) the policy may fail it with
+what botocore itself raises for a failed call: ``ClientError`` with code ``InternalError``
+(HTTP 500) by default, ``SlowDown`` (HTTP 503, throttling), or ``EndpointConnectionError``.
+Once the service answered a write (``after-call``) the policy may lose the reply: a
+``ReadTimeoutError``, as if the answer never arrived.
 
 ``RequestCounter`` counts the HTTP requests a client sends (``before-send``, so retries count),
-by operation; the S3 cost benchmark uses it.
-
-botocore is imported only when a target or counter is built (contract DEP-1).
+by operation; the S3 tests and the S3 cost benchmark use it. botocore is imported only when a
+target or counter is built (contract DEP-1).
 """
 
 from __future__ import annotations
@@ -31,22 +21,16 @@ import importlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from pytest_asm_contract._faults.policies import FailNthWrite, When
+from pytest_asm_contract._faults.protocols import Policy
 
 #: Operations that only read.
 READ_OPERATION_PREFIXES = ("Get", "Head", "List", "Select", "Describe")
 
-When = Literal["before", "after"]
 ErrorKind = Literal["internal", "throttle", "connection"]
 _ids = itertools.count()
-
-
-class Plan(Protocol):
-    """What a target needs of an armed plan (``injection.FaultPlan``)."""
-
-    def next_write_fails(self, what: str) -> bool: ...
-
-    def message(self) -> str: ...
 
 
 def is_write(operation_name: str) -> bool:
@@ -54,12 +38,18 @@ def is_write(operation_name: str) -> bool:
     return not operation_name.startswith(READ_OPERATION_PREFIXES)
 
 
-def _botocore_exceptions() -> Any:
+def is_client(target: object) -> bool:
+    """Whether ``target`` is a botocore client, told by its shape."""
+    meta = getattr(target, "meta", None)
+    return meta is not None and hasattr(meta, "events") and hasattr(meta, "service_model")
+
+
+def _exceptions() -> Any:
     return importlib.import_module("botocore.exceptions")
 
 
 def _error(kind: ErrorKind, operation: str, message: str) -> Exception:
-    exceptions = _botocore_exceptions()
+    exceptions = _exceptions()
     if kind == "connection":
         error: Exception = exceptions.EndpointConnectionError(endpoint_url=message)
         return error
@@ -75,82 +65,57 @@ def _error(kind: ErrorKind, operation: str, message: str) -> Exception:
 
 
 class BotocoreTarget:
-    """Fails the armed plan's k-th write made through one botocore client.
+    """Fails the writes one botocore client makes where the armed policy says."""
 
-    Same interface as the targets of ``_faults.injection`` (``arm``/``disarm``).
-    """
-
-    def __init__(self, client: Any, *, when: When = "before", error: ErrorKind = "internal"):
-        events = getattr(getattr(client, "meta", None), "events", None)
-        if events is None or not hasattr(events, "register"):
+    def __init__(self, client: Any, *, error: ErrorKind = "internal") -> None:
+        if not is_client(client):
             raise TypeError(f"{type(client).__name__} is not a botocore client")
-        _botocore_exceptions()  # fail now, not inside a handler, if botocore is missing
+        self._timeout_error: Any = _exceptions().ReadTimeoutError  # fails now if botocore is gone
         self._client = client
-        self._when: When = when
         self._kind: ErrorKind = error
-        self._event = "before-call" if when == "before" else "after-call"
-        self._unique_id = f"asm-fault-{next(_ids)}"
-        self._handler: Callable[..., None] | None = None
+        self._handlers: list[tuple[str, Callable[..., None], str]] = []
 
-    def arm(self, plan: Plan) -> None:
-        if self._handler is not None:
-            raise RuntimeError("this target is already armed")
-        kind = self._kind
+    def arm(self, policy: Policy) -> None:
+        kind, timeout_error = self._kind, self._timeout_error
 
-        def handler(model: Any = None, **_: Any) -> None:
+        def before_call(model: Any = None, **_: Any) -> None:
             name = str(getattr(model, "name", "") or "")
-            if is_write(name) and plan.next_write_fails(name):
-                raise _error(kind, name, plan.message())
+            if is_write(name):
+                message = policy.before_write(name)
+                if message is not None:
+                    raise _error(kind, name, message)
 
-        self._handler = handler
-        self._client.meta.events.register(self._event, handler, unique_id=self._unique_id)
+        def after_call(model: Any = None, http_response: Any = None, **_: Any) -> None:
+            name = str(getattr(model, "name", "") or "")
+            if not is_write(name) or getattr(http_response, "status_code", 200) >= 300:
+                return
+            message = policy.after_write(name)
+            if message is not None:
+                raise timeout_error(
+                    endpoint_url=f"{message} ({name} succeeded, the reply was lost)"
+                )
+
+        for event, handler in (("before-call", before_call), ("after-call", after_call)):
+            unique_id = f"asm-fault-{next(_ids)}"
+            self._client.meta.events.register(event, handler, unique_id=unique_id)
+            self._handlers.append((event, handler, unique_id))
 
     def disarm(self) -> None:
-        if self._handler is not None:
-            self._client.meta.events.unregister(
-                self._event, self._handler, unique_id=self._unique_id
-            )
-            self._handler = None
-
-
-class CountingPlan:
-    """A plan for ``BotocoreTarget`` on its own: fail the ``fail_at``-th write, once."""
-
-    def __init__(self, fail_at: int, marker: str = "fault injected by pytest-asm-contract"):
-        if fail_at < 1:
-            raise ValueError("fail_at counts from 1")
-        self.fail_at = fail_at
-        self.writes_seen = 0
-        self.fired_on: str | None = None
-        self._marker = marker
-        self._lock = threading.Lock()
-
-    @property
-    def fired(self) -> bool:
-        return self.fired_on is not None
-
-    def next_write_fails(self, what: str) -> bool:
-        with self._lock:
-            self.writes_seen += 1
-            if self.writes_seen == self.fail_at and self.fired_on is None:
-                self.fired_on = what
-                return True
-            return False
-
-    def message(self) -> str:
-        return f"{self._marker}: write #{self.fail_at} failed ({self.fired_on or ''})"
+        while self._handlers:
+            event, handler, unique_id = self._handlers.pop()
+            self._client.meta.events.unregister(event, handler, unique_id=unique_id)
 
 
 @contextlib.contextmanager
 def failing_write(
     client: Any, fail_at: int, *, when: When = "before", error: ErrorKind = "internal"
-) -> Iterator[CountingPlan]:
+) -> Iterator[FailNthWrite]:
     """Within the block, the ``fail_at``-th write through ``client`` fails (once)."""
-    plan = CountingPlan(fail_at)
-    target = BotocoreTarget(client, when=when, error=error)
-    target.arm(plan)
+    policy = FailNthWrite(fail_at, when=when)
+    target = BotocoreTarget(client, error=error)
+    target.arm(policy)
     try:
-        yield plan
+        yield policy
     finally:
         target.disarm()
 
@@ -194,8 +159,8 @@ class RequestCounter:
 __all__ = [
     "READ_OPERATION_PREFIXES",
     "BotocoreTarget",
-    "CountingPlan",
     "RequestCounter",
     "failing_write",
+    "is_client",
     "is_write",
 ]

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pytest_asm_contract._faults.protocols import Policy
+
 Hook = Callable[[str], None]
 
 
@@ -55,7 +57,7 @@ class FaultGate:
         if hook is not None:
             hook(what)
 
-    # -- for the kit's injectors ----------------------------------------------------------------
+    # -- for the kit's fault targets --------------------------------------------------------------
     def set_before_write(self, hook: Hook | None) -> None:
         self._before = hook
 
@@ -63,4 +65,29 @@ class FaultGate:
         self._after = hook
 
 
-__all__ = ["BackendFault", "FaultGate"]
+class GateTarget:
+    """The kit's side of a ``FaultGate``: raises ``BackendFault`` where the policy says."""
+
+    def __init__(self, gate: FaultGate) -> None:
+        self._gate = gate
+
+    def arm(self, policy: Policy) -> None:
+        def before_write(what: str) -> None:
+            message = policy.before_write(what)
+            if message is not None:
+                raise BackendFault(message)
+
+        def after_commit(what: str) -> None:
+            message = policy.after_write(what)
+            if message is not None:
+                raise BackendFault(message)
+
+        self._gate.set_before_write(before_write)
+        self._gate.set_after_commit(after_commit)
+
+    def disarm(self) -> None:
+        self._gate.set_before_write(None)
+        self._gate.set_after_commit(None)
+
+
+__all__ = ["BackendFault", "FaultGate", "GateTarget"]

@@ -9,29 +9,45 @@ then one final flush). After every call it compares the store with
 Every check names the rule it enforces, and a failure raises a :class:`ContractViolation` of that
 rule carrying the store calls made so far as runnable Python.
 
-Each rule has its own violation class, so Hypothesis shrinks each violated rule separately and
-reports all of them. :class:`Coverage` records what the machine exercised, so a run that never
-reached a key rule (for example because the store rejected every batch) can fail instead of passing
-vacuously.
+Each rule has its own violation class. A run stops at its first violation, which the kit then
+cuts down by replaying the recorded operations (``minimizing``, ``simplifying``); Hypothesis's
+own shrinking is not used, as it has no public time limit. :class:`Coverage` records what the
+machine exercised, so a run that never reached a key rule (for example because the store
+rejected every batch) can fail instead of passing vacuously.
 
 Use :func:`run_contract_machine` to run it; the bundled suite module ``test_stateful.py`` does so
 for ``--asm-store``.
+
+The rules draw, a referee judges. The machine's rules only draw inputs and hand each store
+operation to the example's :class:`Referee` (``self.referee.act(save_session, session)``); the
+referee calls the store, judges the result against the model, records the call and raises the
+violation. The recorded operations replay on a fresh referee alone, which is how a failing
+example is cut down.
 
 Where things live (import them from this package; the modules are an implementation detail):
 
 - ``constants``: :data:`STATEFUL_RULES` and the constants the parts share.
 - ``violations``: :class:`ContractViolation`, one subclass per rule, and :func:`violations_in`.
 - ``coverage``: :class:`Probe`, :data:`PROBES` and :class:`Coverage`.
-- ``inputs``: the strategies the machine draws from, and :class:`Pools` of ids and instants.
-- ``machine``: :class:`ContractMachine`, combined from one mixin class per area:
+- ``oracle``: :class:`~.oracle.ContractModel`, what a correct store does; ``values``: the value
+  helpers it shares with the judging (strict comparison, re-validation, NULs, confusable ids).
+- ``repro``: rendering calls as Python, and reproducer files.
+- judging, around :class:`Referee`:
 
-  - ``base``: the state the mixins share (declared on ``MachineBase``), and how a store call is
-    run, judged against the model and recorded;
-  - ``drawing``: a step's inputs (ids, events, sessions, runs, filters);
-  - ``sessions``: the example's setup, and the rules for sessions and runs;
-  - ``appends``, ``flushes``, ``pipeline``, ``reads``, ``mutations``: the rules of those areas;
-  - ``comparisons`` and ``checks``: comparing returned values with the model, and the invariant
-    that compares the whole state after every write.
+  - ``referee``: the referee (the store, the model, the recorded calls and the bookkeeping of
+    the last write), and how one store call is run, judged and recorded;
+  - ``writes`` and ``reads``: the judged operations the rules hand over, as functions of the
+    referee;
+  - ``checks``: reading the state back after writes, and at the end of an example;
+  - ``comparisons``: comparing returned values with the model, naming the rule a difference
+    breaks.
+
+- drawing, in :class:`ContractMachine` (``machine``), combined from one rule class per area:
+
+  - ``inputs``: the strategies the machine draws from, and :class:`Pools` of ids and instants;
+  - ``drawing``: the base of the rule classes: a step's inputs, and the state drawing keeps;
+  - ``session_rules``, ``append_rules``, ``flush_rules``, ``pipeline_rules``, ``read_rules``,
+    ``mutation_rules``: the rules of those areas.
 
 - ``minimizing``: :func:`contract_machine`, :func:`replay` and :func:`minimize`.
 - ``simplifying``: :func:`simplify`, which makes a minimal reproduction readable.
@@ -41,15 +57,12 @@ Where things live (import them from this package; the modules are an implementat
 
 from __future__ import annotations
 
-from pytest_asm_contract._machine.base import LastWrite as LastWrite
-from pytest_asm_contract._machine.base import Pipeline as Pipeline
 from pytest_asm_contract._machine.constants import DEFAULT_STEP_COUNT as DEFAULT_STEP_COUNT
 from pytest_asm_contract._machine.constants import EVENT_WRITES as EVENT_WRITES
 from pytest_asm_contract._machine.constants import EXTRA_ROUNDS as EXTRA_ROUNDS
 from pytest_asm_contract._machine.constants import MUTATION_KEY as MUTATION_KEY
 from pytest_asm_contract._machine.constants import RUN_WRITES as RUN_WRITES
 from pytest_asm_contract._machine.constants import SESSION_WRITES as SESSION_WRITES
-from pytest_asm_contract._machine.constants import SHRINK_SECONDS as SHRINK_SECONDS
 from pytest_asm_contract._machine.constants import STATEFUL_RULES
 from pytest_asm_contract._machine.constants import Action as Action
 from pytest_asm_contract._machine.coverage import PROBES, Coverage, Probe
@@ -87,6 +100,9 @@ from pytest_asm_contract._machine.inputs import pools as pools
 from pytest_asm_contract._machine.inputs import weighted as weighted
 from pytest_asm_contract._machine.machine import ContractMachine
 from pytest_asm_contract._machine.minimizing import contract_machine, minimize, replay
+from pytest_asm_contract._machine.pipeline_rules import Pipeline as Pipeline
+from pytest_asm_contract._machine.referee import LastWrite as LastWrite
+from pytest_asm_contract._machine.referee import Referee as Referee
 from pytest_asm_contract._machine.reporting import Explanation as Explanation
 from pytest_asm_contract._machine.reporting import confirm, explain
 from pytest_asm_contract._machine.running import StatefulResult, run_contract_machine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: The rules this machine checks (the ones a sequential, single-threaded workload can break).
@@ -38,8 +39,9 @@ STATEFUL_RULES: tuple[str, ...] = (
     "DATA-3",
 )
 
-#: One recorded store operation: a ContractMachine method name, its args and kwargs.
-Action = tuple[str, tuple[Any, ...], dict[str, Any]]
+#: One recorded store operation: a judged operation (a function taking the referee first), and
+#: the args and kwargs the rule handed it.
+Action = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 #: Key set in a returned object's JSON to play a caller that mutates what it got back (EVT-4).
 MUTATION_KEY = "mutated by caller"
@@ -57,10 +59,6 @@ EVENT_WRITES = frozenset(
         "mutate_returned",
     }
 )
-
-#: Seconds spent shrinking after the first violation, per profile, before reporting the shortest
-#: failing example found so far.
-SHRINK_SECONDS: dict[str, float] = {"quick": 3.0, "ci": 5.0, "deep": 60.0}
 
 #: Steps per example; short examples keep slow stores fast and shrink well.
 DEFAULT_STEP_COUNT = 40

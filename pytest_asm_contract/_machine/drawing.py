@@ -1,4 +1,10 @@
-"""Drawing the inputs of one step: ids, events, sessions, runs, filters and paging."""
+"""Drawing the inputs of one step (ids, events, sessions, runs, filters, paging), and the state
+that drawing keeps; the base of every rule class.
+
+The rules draw and hand what they drew to the :class:`~.referee.Referee`; the only state they keep
+themselves is about drawing: the example's pools (and strategies cached for them), the event ids
+used so far, the pipeline in progress and the last flushed payload.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_asm_contract._contract.model import Event, Run, RunStatus, Session
-from pytest_asm_contract._machine.base import MachineBase
+from pytest_asm_contract._contract.model import Event, ExecutionResult, Run, RunStatus, Session
 from pytest_asm_contract._machine.inputs import (
     EVENT_TYPES,
     FEW_TYPES,
@@ -25,14 +30,36 @@ from pytest_asm_contract._machine.inputs import (
     STATUS_FILTER_KIND,
     SUPPLIED_SEQUENCE,
     TURNS,
+    Pools,
     weighted,
 )
 from pytest_asm_contract._machine.oracle import Outcome
+from pytest_asm_contract._machine.referee import Referee
+from pytest_asm_contract._machine.writes import flush
 from pytest_asm_contract.strategies import OFFSETS, near_misses
 
 
-class Drawing(MachineBase):
-    """Draws a step's inputs from the strategies cached for the example's pools."""
+class Drawing:
+    """Draws a step's inputs from the strategies cached for the example's pools.
+
+    The attributes are set by ``ContractMachine.__init__``.
+    """
+
+    referee: Referee
+    pools: Pools
+    #: Events drawn with a new id so far (their ids are ``e1``, ``e2``...).
+    fresh: int
+    #: Every event id drawn so far, to append, flush or imitate again.
+    used_event_ids: list[str]
+    #: The last payload the store flushed, to flush again (FLUSH-4).
+    last_flush: Any
+
+    def _flush(self, payload: Any, result: ExecutionResult | None, *, again: bool = False) -> bool:
+        """Hand a flush to the referee; remember the payload if the store took it."""
+        stored = self.referee.act(flush, payload, result, again=again)
+        if stored:
+            self.last_flush = payload
+        return stored
 
     def _cache_strategies(self) -> None:
         pools = self.pools
@@ -111,10 +138,10 @@ class Drawing(MachineBase):
     def _event_or_reappend(self, data: st.DataObject, session_id: str | None = None) -> Event:
         """A new event, or (one time in four) a new copy of an id used before."""
         if self.used_event_ids and data.draw(ONE_IN_FOUR) == 0:
-            removed = sorted(self.removed)
+            removed = sorted(self.referee.removed)
             prefer_removed = bool(removed) and data.draw(st.booleans())
             eid = self._pick(data, removed if prefer_removed else self.used_event_ids)
-            previous = self.model.by_id.get(eid)
+            previous = self.referee.model.by_id.get(eid)
             sid = session_id or (
                 previous.session_id
                 if previous is not None and data.draw(st.booleans())

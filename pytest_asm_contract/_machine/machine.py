@@ -1,26 +1,26 @@
-"""The machine: the rule mixins of every area combined into one RuleBasedStateMachine."""
+"""The machine: the rules of every area combined into one RuleBasedStateMachine.
+
+The rules draw; the :class:`~.referee.Referee` built for each example calls the store and judges.
+"""
 
 from __future__ import annotations
 
-import collections
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from pytest_asm_contract._contract.model import Event
-from pytest_asm_contract._contract.port import close_store, declared_capabilities
-from pytest_asm_contract._machine.appends import AppendRules
-from pytest_asm_contract._machine.base import LastWrite, Pipeline
-from pytest_asm_contract._machine.checks import StateChecks
-from pytest_asm_contract._machine.constants import Action
-from pytest_asm_contract._machine.flushes import FlushRules
+from pytest_asm_contract._contract.port import close_store
+from pytest_asm_contract._machine.append_rules import AppendRules
+from pytest_asm_contract._machine.checks import check_state, final_check
+from pytest_asm_contract._machine.coverage import Coverage
+from pytest_asm_contract._machine.flush_rules import FlushRules
 from pytest_asm_contract._machine.inputs import Pools
-from pytest_asm_contract._machine.mutations import CallerMutationRules
-from pytest_asm_contract._machine.oracle import ContractModel
-from pytest_asm_contract._machine.pipeline import PipelineRules
-from pytest_asm_contract._machine.reads import ReadRules
-from pytest_asm_contract._machine.repro import Lazy
-from pytest_asm_contract._machine.sessions import SessionAndRunRules
+from pytest_asm_contract._machine.mutation_rules import CallerMutationRules
+from pytest_asm_contract._machine.pipeline_rules import PipelineRules
+from pytest_asm_contract._machine.read_rules import ReadRules
+from pytest_asm_contract._machine.referee import Referee
+from pytest_asm_contract._machine.session_rules import SessionAndRunRules
 
 
 class ContractMachine(
@@ -30,7 +30,6 @@ class ContractMachine(
     PipelineRules,
     ReadRules,
     CallerMutationRules,
-    StateChecks,
     RuleBasedStateMachine,
 ):
     """Drives one fresh store per example and compares it with the contract model.
@@ -38,40 +37,30 @@ class ContractMachine(
     Use :func:`contract_machine` to bind it to a store factory and a :class:`Coverage`.
     """
 
+    store_factory: ClassVar[Callable[[], Any]]
+    coverage: ClassVar[Coverage]
+
     def __init__(self) -> None:
         super().__init__()
         self.coverage.examples += 1
-        self.store = type(self).store_factory()
-        capabilities = declared_capabilities(self.store)
-        self.model = ContractModel(referential_integrity="referential_integrity" in capabilities)
         self.pools = Pools(["s1", "s2", "s3"], ["r1", "r2", "r3"], ["agent-1"], [])
+        self.referee = Referee(type(self).store_factory(), self.coverage, self.pools)
         self._cache_strategies()
-        self.steps: list[str | Lazy] = []
-        self.full_steps: list[str | Lazy] = []
         self.fresh = 0
-        self.used_event_ids: list[str] = []
-        # Sessions deleted with events and not appended to since, with the number a counter
-        # that was never reset would hand out next, minus one (SES-4).
-        self.restarted: dict[str, int] = {}
-        self.ever_numbered: collections.Counter[str] = collections.Counter()
-        self.removed: dict[str, Event] = {}  # events removed by a delete, by id (SES-4)
-        self.last = LastWrite()
-        self.dirty = False
-        self.comparing = False
-        self.failed = False
-        self.pipeline: Pipeline | None = None
-        self.last_flush: Any = None
-        # Every store operation, as (method, args, kwargs): the example, replayable (see minimize).
-        self.actions: list[Action] = []
+        self.used_event_ids = []
+        self.pipeline = None
+        self.last_flush = None
+
+    @invariant()
+    def store_matches_model(self) -> None:
+        """After every write, the store reads back what the model holds."""
+        self.coverage.steps += 1
+        if self.referee.dirty:
+            check_state(self.referee)
 
     def teardown(self) -> None:
         try:
-            if not self.failed:
-                self._final_check()
+            if not self.referee.failed:
+                final_check(self.referee)
         finally:
-            close_store(self.store)
-
-    def _final_check(self) -> None:
-        """Compare everything once more at the end of the example."""
-        self.last = LastWrite(op="end of example")
-        self._check_state(full=True)
+            close_store(self.referee.store)

@@ -1,5 +1,9 @@
 """Binding the machine to a store, replaying recorded operations, and cutting a failing
-example down to the operations that still break the same rule."""
+example down to the operations that still break the same rule.
+
+A replay needs no state machine: it hands the recorded actions to a fresh
+:class:`~.referee.Referee`, which judges them as the machine's rules had it judge them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_asm_contract._contract.port import close_store
+from pytest_asm_contract._machine.checks import check_state, final_check
 from pytest_asm_contract._machine.constants import Action
 from pytest_asm_contract._machine.coverage import Coverage
 from pytest_asm_contract._machine.inputs import Pools
 from pytest_asm_contract._machine.machine import ContractMachine
+from pytest_asm_contract._machine.referee import Referee
 from pytest_asm_contract._machine.violations import ContractViolation
 
 
@@ -29,27 +35,25 @@ def contract_machine(
 
 
 def replay(
-    machine_class: type[ContractMachine], pools: Pools, actions: Sequence[Action]
+    factory: Callable[[], Any], pools: Pools, actions: Sequence[Action]
 ) -> ContractViolation | None:
     """Run recorded store operations against a fresh store, comparing as the machine does.
 
     Returns the violation they show, or None if they pass (or fail some other way).
     """
-    machine = machine_class()
-    machine.pools = pools
-    machine._cache_strategies()
+    referee = Referee(factory(), Coverage(), pools)
     try:
-        for name, args, kwargs in actions:
-            machine._act(name, *args, **kwargs)
-            if machine.dirty:
-                machine._check_state()
-        machine._final_check()
+        for operation, args, kwargs in actions:
+            referee.act(operation, *args, **kwargs)
+            if referee.dirty:
+                check_state(referee)
+        final_check(referee)
     except ContractViolation as violation:
         return violation
     except Exception:  # a different failure is not the one being minimised
         return None
     finally:
-        close_store(machine.store)
+        close_store(referee.store)
     return None
 
 
@@ -64,12 +68,11 @@ def minimize(
 
     Delta debugging over the recorded operations, each candidate replayed against a fresh store
     and a fresh model: it drops whole operations until removing any single one of those left
-    makes the violation disappear (or the budget runs out). Hypothesis has already shrunk the
-    example; this pass makes the result independent of how much time shrinking got.
+    makes the violation disappear (or the budget runs out). Hypothesis reports the example as
+    it found it (see ``running.machine_settings``), so this pass does all the cutting.
     """
     if violation.pools is None or not violation.actions:
         return violation
-    machine_class = contract_machine(factory, Coverage())
     pools = violation.pools
     deadline = time.monotonic() + seconds
     replays = 0
@@ -77,7 +80,7 @@ def minimize(
     def attempt(candidate: list[Action]) -> ContractViolation | None:
         nonlocal replays
         replays += 1
-        found = replay(machine_class, pools, candidate)
+        found = replay(factory, pools, candidate)
         return found if found is not None and found.rule_id == violation.rule_id else None
 
     def out_of_budget() -> bool:
@@ -85,7 +88,7 @@ def minimize(
 
     first = attempt(list(violation.actions))
     if first is None:
-        return violation  # the store does not fail the same way twice: keep Hypothesis's result
+        return violation  # the store does not fail the same way twice: keep the example found
     best = first
     current = list(first.actions)
     granularity = 2

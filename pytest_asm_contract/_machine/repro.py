@@ -21,20 +21,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pytest_asm_contract._machine.oracle import validated
+from pytest_asm_contract._machine.values import validated
 
 WIDTH = 96
 #: Below this many levels of wrapping, a value is written on one line however long it is.
 DEEP = 4
 
-#: What a snippet needs in scope; also the header of every reproducer file.
+#: What a snippet needs in scope; also the header of every reproducer file. Only the kit's
+#: public names: a reproducer must keep working when the kit's private modules move.
 IMPORTS = """\
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pytest_asm_contract._contract.errors import ErrorCode, StoreError
-from pytest_asm_contract._contract.model import (
+from pytest_asm_contract import (
+    ErrorCode,
     Event,
     EventType,
     ExecutionResult,
@@ -42,9 +43,19 @@ from pytest_asm_contract._contract.model import (
     RunStatus,
     Session,
     SessionStatus,
+    StoreError,
+    exact_difference,
 )
-from pytest_asm_contract._machine.oracle import exact_difference
 """
+
+#: The end of a reproducer's store fixture: a store that has ``close`` is closed without any help
+#: from the kit.
+_CLOSE_STORE = [
+    "    yield built",
+    '    close = getattr(built, "close", None)',
+    "    if close is not None:",
+    "        close()",
+]
 
 
 def _render_str(value: str) -> str:
@@ -182,8 +193,9 @@ def snippet(steps: Sequence[str | Lazy]) -> str:
 def run_snippet(code: str, store: Any) -> BaseException | None:
     """Run ``code`` against ``store``; the exception it raises (it should), or None."""
     namespace: dict[str, Any] = {"store": store}
+    # Outside the try: a header that cannot be imported is the kit's bug, not a reproduction.
+    exec(compile(IMPORTS, "<imports>", "exec"), namespace)
     try:
-        exec(compile(IMPORTS, "<imports>", "exec"), namespace)
         exec(compile(code, "<reproduction>", "exec"), namespace)
     except BaseException as error:  # the point is to see it fail, whatever way it does
         if isinstance(error, KeyboardInterrupt | SystemExit):
@@ -232,27 +244,21 @@ def reproducer_module(
         lines.insert(lines.index(IMPORTS.rstrip("\n")) + 1, f"from {module_name} import {root}")
         kwargs = ", ".join(f"{k}={v!r}" for k, v in store_options)
         lines += [
-            "from pytest_asm_contract._contract.port import close_store",
-            "",
             "",
             "@pytest.fixture",
             "def store():",
             f"    built = {attr}({kwargs})",
-            "    yield built",
-            "    close_store(built)",
+            *_CLOSE_STORE,
         ]
     else:
         lines += [
-            "from pytest_asm_contract._contract.port import close_store",
-            "",
             "",
             "@pytest.fixture",
             "def store(asm_store_factory):",
             "    # The store comes from your asm_store_factory fixture: keep this file where the",
             "    # conftest.py that overrides it applies, or replace this fixture's body.",
             "    built = asm_store_factory()",
-            "    yield built",
-            "    close_store(built)",
+            *_CLOSE_STORE,
         ]
     lines += [
         "",

@@ -11,10 +11,10 @@ from pydantic import BaseModel
 
 from pytest_asm_contract._contract.model import ExecutionResult
 from pytest_asm_contract._machine.constants import Action
-from pytest_asm_contract._machine.coverage import Coverage
 from pytest_asm_contract._machine.inputs import Pools
-from pytest_asm_contract._machine.minimizing import contract_machine, replay
+from pytest_asm_contract._machine.minimizing import replay
 from pytest_asm_contract._machine.violations import ContractViolation
+from pytest_asm_contract._machine.writes import append_batch, flush
 
 #: Model fields holding JSON payloads, and the plain value they are cleared to.
 _PAYLOAD_FIELDS: dict[str, Any] = {
@@ -31,6 +31,15 @@ _PAYLOAD_FIELDS: dict[str, Any] = {
     "correlation_id": None,
     "parent_session_id": None,
     "cost_usd": None,
+}
+#: Optional fields whose drawn value rarely matters, and the default they are reset to (a
+#: reproduction leaves defaults out): tried together, then one by one.
+_DEFAULT_FIELDS: dict[str, Any] = {
+    "sequence_number": None,
+    "run_id": None,
+    "ended_at": None,
+    "deleted_at": None,
+    "turn_count": 0,
 }
 _ID_FIELDS = ("id", "session_id", "run_id", "agent_id")
 
@@ -54,7 +63,8 @@ def _rewrite_all(
     actions: Sequence[Action], pools: Pools, change: Callable[[Any], Any]
 ) -> tuple[list[Action], Pools]:
     rewritten = [
-        (name, _rewrite(args, change), _rewrite(kwargs, change)) for name, args, kwargs in actions
+        (operation, _rewrite(args, change), _rewrite(kwargs, change))
+        for operation, args, kwargs in actions
     ]
     new_pools = Pools(
         sessions=_rewrite(pools.sessions, change),
@@ -89,14 +99,14 @@ def simplify(
 ) -> ContractViolation:
     """Make a minimal reproduction readable without losing it.
 
-    Tries, keeping each change only if the same rule is still broken: clearing every JSON
-    payload, giving every instant a plain value in the same order, and renaming each id to a
-    short one (``s1``, ``r1``, ``e1``...). Ids whose exact form matters (a DATA-3 near miss)
-    stay as they are.
+    Tries, keeping each change only if the same rule is still broken: fewer events in each batch
+    and flush, clearing every JSON payload, resetting optional fields (a caller-supplied
+    sequence number, a run id, an end time...) to their defaults, giving every instant a plain
+    value in the same order, and renaming each id to a short one (``s1``, ``r1``, ``e1``...).
+    Ids whose exact form matters (a DATA-3 near miss) stay as they are.
     """
     if violation.pools is None or not violation.actions:
         return violation
-    machine_class = contract_machine(factory, Coverage())
     deadline = time.monotonic() + seconds
     best, actions, pools = violation, list(violation.actions), violation.pools
 
@@ -105,21 +115,13 @@ def simplify(
         if time.monotonic() > deadline:
             return False
         candidate, candidate_pools = _rewrite_all(actions, pools, change)
-        found = replay(machine_class, candidate_pools, candidate)
+        if candidate == actions and candidate_pools == pools:
+            return False  # nothing to change: no need to replay
+        found = replay(factory, candidate_pools, candidate)
         if found is None or found.rule_id != violation.rule_id:
             return False
         best, actions, pools = found, list(found.actions), candidate_pools
         return True
-
-    def clear_payloads(value: Any) -> Any:
-        if isinstance(value, BaseModel):
-            update = {
-                name: plain
-                for name, plain in _PAYLOAD_FIELDS.items()
-                if name in type(value).model_fields and name in value.__dict__
-            }
-            return type(value).model_construct(**{**value.__dict__, **update})
-        return value
 
     # Fewer events in each batch and flush.
     index = 0
@@ -130,7 +132,7 @@ def simplify(
             if smaller is None:
                 break
             candidate = [*actions[:index], smaller, *actions[index + 1 :]]
-            found = replay(machine_class, pools, candidate)
+            found = replay(factory, pools, candidate)
             if (
                 found is not None
                 and found.rule_id == violation.rule_id
@@ -141,7 +143,10 @@ def simplify(
                 position += 1
         index += 1
 
-    attempt(clear_payloads)
+    attempt(_resetting(_PAYLOAD_FIELDS))
+    if not attempt(_resetting(_DEFAULT_FIELDS)):
+        for name, plain in _DEFAULT_FIELDS.items():
+            attempt(_resetting({name: plain}))
 
     instants: list[datetime] = []
 
@@ -175,6 +180,22 @@ def simplify(
     return best
 
 
+def _resetting(plain_values: dict[str, Any]) -> Callable[[Any], Any]:
+    """A change that sets these fields of every model that has them to the given values."""
+
+    def reset(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            update = {
+                name: plain
+                for name, plain in plain_values.items()
+                if name in type(value).model_fields and name in value.__dict__
+            }
+            return type(value).model_construct(**{**value.__dict__, **update})
+        return value
+
+    return reset
+
+
 def _renamer(old: str, new: str) -> Callable[[Any], Any]:
     def rename(value: Any) -> Any:
         return new if isinstance(value, str) and value == old else value
@@ -184,13 +205,13 @@ def _renamer(old: str, new: str) -> Callable[[Any], Any]:
 
 def _without_element(action: Action, position: int) -> Action | None:
     """``action`` with one event fewer in its batch or flushed result, or None if it has none."""
-    name, args, kwargs = action
+    operation, args, kwargs = action
     if not args:
         return None
     first = args[0]
-    if name == "_append_batch" and isinstance(first, list) and position < len(first):
-        return name, (first[:position] + first[position + 1 :], *args[1:]), kwargs
-    if name == "_flush":
+    if operation is append_batch and isinstance(first, list) and position < len(first):
+        return operation, (first[:position] + first[position + 1 :], *args[1:]), kwargs
+    if operation is flush:
         parts = first.__dict__ if isinstance(first, ExecutionResult) else first
         if not isinstance(parts, dict):
             return None
@@ -202,5 +223,5 @@ def _without_element(action: Action, position: int) -> Action | None:
         result = args[1] if len(args) > 1 else None
         if isinstance(result, ExecutionResult):
             result = payload if isinstance(payload, ExecutionResult) else None
-        return name, (payload, result, *args[2:]), kwargs
+        return operation, (payload, result, *args[2:]), kwargs
     return None

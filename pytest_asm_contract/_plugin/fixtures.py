@@ -1,20 +1,27 @@
-"""Fixtures the plugin provides: stores under test, seed, Hypothesis settings."""
+"""Fixtures the plugin provides: stores under test and their hooks, seed, Hypothesis settings,
+worker processes."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from pytest_asm_contract._concurrency.processes import ProcessPool
 from pytest_asm_contract._contract.port import (
+    FAULT_HOOK,
+    HookError,
+    ReopenSpec,
     close_store,
     declared_capabilities,
     missing_operations,
+    reopen_spec,
 )
 from pytest_asm_contract._contract.rules import CAPABILITIES
+from pytest_asm_contract._faults.targets import Injector, injector_for
 from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract._plugin.marks import required_capabilities, rules_of
 from pytest_asm_contract._plugin.profiles import hypothesis_settings
@@ -88,6 +95,66 @@ def asm_hypothesis_settings(pytestconfig: pytest.Config) -> settings:
 def asm_repro_dir(pytestconfig: pytest.Config) -> Path | None:
     """Where reproducer files go (``--asm-repro-dir``), or None."""
     return pytestconfig.stash[STATE].repro_dir
+
+
+@pytest.fixture
+def asm_reopen_spec(asm_store: Any) -> ReopenSpec:
+    """How worker processes open the store under test; fails when the store cannot say."""
+    try:
+        return reopen_spec(asm_store)
+    except HookError as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def asm_fault_injector(asm_store: Any) -> Injector:
+    """Arms the store's fault targets with a policy; skips, saying why, without the hook."""
+    try:
+        injector = injector_for(asm_store)
+    except HookError as error:
+        message = str(error)
+    else:
+        if injector is not None:
+            return injector
+        message = ""
+    if message:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(
+        f"the store offers no fault hook ({FAULT_HOOK}() returning its SQLAlchemy Engine, "
+        "botocore client or FaultGate), so the kit cannot fail its backend writes; see "
+        "docs/fault-injection.md"
+    )
+
+
+class ProcessPools:
+    """Worker pools started on first use (skipped tests cost nothing), one per topology."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[int, int | None], ProcessPool] = {}
+
+    def get(self, size: int, parties: int | None = None) -> ProcessPool:
+        key = (size, parties)
+        pool = self._pools.get(key)
+        if pool is not None and not pool.alive:
+            pool.stop()  # a worker died in an earlier test: start afresh
+            pool = None
+        if pool is None:
+            pool = self._pools[key] = ProcessPool(size, parties)
+        return pool
+
+    def stop(self) -> None:
+        for pool in self._pools.values():
+            pool.stop()
+        self._pools.clear()
+
+
+@pytest.fixture(scope="module")
+def asm_process_pools() -> Iterator[ProcessPools]:
+    """Worker processes for the checks across processes, stopped after the module."""
+    pools = ProcessPools()
+    yield pools
+    pools.stop()
 
 
 def _skip_unless_applicable(item: pytest.Item, store: object) -> None:

@@ -85,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--asm-report",
         metavar="PATH",
-        help="write the conformance report as PATH.json and PATH.md. (ini: asm_report)",
+        help="write the conformance report as PATH.json, PATH.md and PATH.html. (ini: asm_report)",
     )
     group.addoption(
         "--asm-seed",
@@ -112,7 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("asm_profile", "Hypothesis budget: quick, ci or deep", default=DEFAULT_PROFILE)
     parser.addini("asm_rules", "rules or groups to run, comma-separated")
-    parser.addini("asm_report", "conformance report path (JSON and Markdown)")
+    parser.addini("asm_report", "conformance report path (writes PATH.json, PATH.md, PATH.html)")
 
 
 def _setting(config: pytest.Config, name: str) -> Any:

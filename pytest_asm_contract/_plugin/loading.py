@@ -55,8 +55,8 @@ def resolve_target(target: str, flag: str = "--asm-store") -> Any:
     if not callable(obj):
         attr = target.partition(":")[2]
         raise pytest.UsageError(
-            f"{flag}={target}: {attr!r} is a {type(obj).__name__}, not a class or a callable "
-            "that returns a fresh store"
+            f"{flag}={target}: {attr!r} is of type {type(obj).__name__}, not a class or a "
+            "callable that returns a fresh store"
         )
     return obj
 
@@ -81,7 +81,7 @@ def check_artifact_store(factory: StoreFactory, spec: StoreSpec) -> None:
         missing = missing_operations(store, ARTIFACT_STORE_OPERATIONS)
         if missing:
             raise pytest.UsageError(
-                f"--asm-artifact-store={spec.label}: the factory returned a "
+                f"--asm-artifact-store={spec.label}: the factory returned an object of type "
                 f"{type(store).__name__}, which is not an artifact store (missing: "
                 f"{', '.join(missing)})"
             )
@@ -100,8 +100,9 @@ def check_session_store(factory: StoreFactory, spec: StoreSpec) -> None:
         v07_core = [op for op in SESSION_STORE_OPERATIONS if op not in V08_OPERATIONS]
         if set(v07_core) <= set(missing):
             raise pytest.UsageError(
-                f"--asm-store={spec.label}: the factory returned a {type(store).__name__}, "
-                f"which is not a session store (it has none of: {', '.join(v07_core)})"
+                f"--asm-store={spec.label}: the factory returned an object of type "
+                f"{type(store).__name__}, which is not a session store (it has none of: "
+                f"{', '.join(v07_core)})"
             )
     finally:
         close_store(store)

@@ -147,3 +147,6 @@ class TestArtifacts:
             check()
         finally:
             close_store(store)
+
+
+__all__ = ["TestArtifacts"]

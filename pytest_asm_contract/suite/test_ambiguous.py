@@ -17,23 +17,13 @@ from typing import Any
 import pytest
 
 from pytest_asm_contract import rule
-from pytest_asm_contract._concurrency.history import check_history, format_report, violated_rules
-from pytest_asm_contract._concurrency.workloads import (
-    Shape,
-    WorkloadError,
-    derive_seed,
-    make_plan,
-    replay_command,
-    run_in_threads,
-)
-from pytest_asm_contract._faults.ambiguous import (
-    STORAGE_RETRY,
-    AmbiguousStore,
-    RetryingClient,
-    backend_ambiguity,
-)
-from pytest_asm_contract._faults.injection import HOOK, FaultHookError
-from pytest_asm_contract._plugin.marks import mark_violated
+from pytest_asm_contract._concurrency.plans import Shape, derive_seed, make_plan
+from pytest_asm_contract._concurrency.retrying import STORAGE_RETRY, AmbiguousStore, RetryingClient
+from pytest_asm_contract._concurrency.workloads import WorkloadError, run_in_threads
+from pytest_asm_contract._contract.port import FAULT_HOOK
+from pytest_asm_contract._faults.policies import LostReplies
+from pytest_asm_contract._faults.targets import Injector
+from pytest_asm_contract.suite._histories import fail_on_violations
 
 #: (histories, shape) per profile.
 SHAPES: dict[str, tuple[int, Shape]] = {
@@ -47,14 +37,6 @@ BACKEND_SHAPES: dict[str, tuple[int, Shape]] = {
     "ci": (2, Shape(sessions=2, writers=4, readers=1, phases=3, ops_per_phase=4)),
     "deep": (10, Shape(sessions=2, writers=6, readers=1, phases=4, ops_per_phase=6)),
 }
-
-
-def _check(request: pytest.FixtureRequest, history: Any, injected: int, selector: str) -> None:
-    violations = check_history(history)
-    if violations:
-        mark_violated(request.node, *violated_rules(violations))
-        text = format_report(history, violations, replay_command(request.config, selector))
-        pytest.fail(f"{text}\n({injected} ambiguous failures injected)", pytrace=False)
 
 
 class TestAmbiguousFailures:
@@ -76,42 +58,40 @@ class TestAmbiguousFailures:
                 pytest.fail(f"{error} (seed {seed})", pytrace=False)
             wrapper.attach(history.calls)
             injected += sum(wrapper.injected.values())
-            _check(request, history, injected, name)
+            fail_on_violations(
+                request, history, name, note=f"({injected} ambiguous failures injected)"
+            )
         assert injected > 0, "the workload injected no ambiguous failure; the check proved nothing"
 
     @rule("IDEM-1", "IDEM-4", "FLUSH-4")
     def test_retries_after_backend_failures_store_each_event_once(
-        self, request: pytest.FixtureRequest, asm_store: Any, asm_seed: int, asm_profile: str
+        self,
+        request: pytest.FixtureRequest,
+        asm_store: Any,
+        asm_fault_injector: Injector,
+        asm_seed: int,
+        asm_profile: str,
     ) -> None:
         histories, shape = BACKEND_SHAPES[asm_profile]
         name = "test_retries_after_backend_failures"
         injected = 0
         for index in range(histories):
             seed = derive_seed(asm_seed, name, index)
-            unusable: str | None = None  # reported outside the handler: once, not chained
-            try:
-                ambiguity = backend_ambiguity(asm_store, seed)
-            except FaultHookError as error:
-                unusable = str(error)
-            if unusable is not None:
-                pytest.fail(unusable, pytrace=False)
-            if ambiguity is None:
-                pytest.skip(
-                    f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine, "
-                    "botocore client or FaultGate), so the kit cannot fail its backend writes "
-                    "after they took effect; the wrapper-level check still runs. See "
-                    "docs/fault-injection.md"
-                )
             client = RetryingClient(retry_on=STORAGE_RETRY, seed=seed)
             plan = make_plan(shape, seed, tag=f"bamb{index}")
             try:
-                with ambiguity.armed():
+                with asm_fault_injector.armed(LostReplies(seed)) as lost:
                     history = run_in_threads(asm_store, plan, invoke=client)
             except WorkloadError as error:
                 pytest.fail(f"{error} (seed {seed})", pytrace=False)
-            injected += ambiguity.injected
-            _check(request, history, injected, name)
+            injected += lost.injected
+            fail_on_violations(
+                request, history, name, note=f"({injected} ambiguous failures injected)"
+            )
         assert injected > 0, (
-            f"no write through the target of {HOOK}() was failed; the hook must return what the "
-            "store writes through"
+            f"no write through the target of {FAULT_HOOK}() was failed; the hook must return what "
+            "the store writes through"
         )
+
+
+__all__ = ["TestAmbiguousFailures"]

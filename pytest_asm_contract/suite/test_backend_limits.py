@@ -46,7 +46,7 @@ def _differences(expected: Any, actual: Any, path: str) -> list[str]:
     """Where ``actual`` differs from ``expected``: types, values, float sign, characters."""
     if isinstance(expected, BaseModel):
         if type(actual) is not type(expected):
-            return [f"{path}: got a {type(actual).__name__}"]
+            return [f"{path}: got type {type(actual).__name__}"]
         found: list[str] = []
         for name in type(expected).model_fields:
             found += _differences(getattr(expected, name), getattr(actual, name), f"{path}.{name}")
@@ -239,3 +239,6 @@ class TestBackendLimits:
             _assert_exact(event.with_sequence(1), asm_store.get_events(SESSION_ID)[0], "get_events")
         else:
             assert asm_store.get_events(SESSION_ID) == []
+
+
+__all__ = ["TestBackendLimits"]

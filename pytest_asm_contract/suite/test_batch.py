@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import run_indexed
 from pytest_asm_contract._contract.errors import ErrorCode
 from pytest_asm_contract._contract.model import Event, EventType, Session
 from pytest_asm_contract.suite._builders import (
@@ -20,11 +19,6 @@ from pytest_asm_contract.suite._builders import (
     some_events,
     stored_view,
 )
-
-T = TypeVar("T")
-
-#: Hang guard for the threaded checks: only reached when a store deadlocks.
-HANG_GUARD_SECONDS = 120.0
 
 
 def _unchecked_event(**fields: Any) -> Event:
@@ -62,40 +56,6 @@ def _blocks(numbers: list[int]) -> list[list[int]]:
         else:
             runs.append([n])
     return runs
-
-
-def _together(count: int, work: Callable[[int], T]) -> list[T]:
-    """Run ``work(0) .. work(count - 1)`` in threads released at once; results in index order."""
-    barrier = threading.Barrier(count)
-    results: dict[int, T] = {}
-    errors: list[tuple[int, BaseException]] = []
-
-    def main(index: int) -> None:
-        try:
-            barrier.wait(HANG_GUARD_SECONDS)
-            results[index] = work(index)
-        except BaseException as error:
-            errors.append((index, error))
-
-    threads = [threading.Thread(target=main, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(HANG_GUARD_SECONDS)
-    hung = sum(thread.is_alive() for thread in threads)
-    if hung:
-        pytest.fail(
-            f"{hung} of {count} concurrent calls did not return within {HANG_GUARD_SECONDS:.0f}s "
-            "(a deadlock?)",
-            pytrace=False,
-        )
-    if errors:
-        index, error = errors[0]
-        raise AssertionError(
-            f"{len(errors)} of {count} concurrent append_events calls failed; first (thread "
-            f"{index}): {type(error).__name__}: {error}"
-        ) from error
-    return [results[i] for i in range(count)]
 
 
 class TestBatch:
@@ -267,7 +227,7 @@ class TestBatch:
             [an_event(session, data={"batch": b, "i": i}) for i in range(10)] for b in range(10)
         ]
 
-        returned = _together(len(batches), lambda b: asm_store.append_events(batches[b]))
+        returned = run_indexed(len(batches), lambda b: asm_store.append_events(batches[b]))
 
         for index, (batch, result) in enumerate(zip(batches, returned, strict=True)):
             assert [e.id for e in result] == [e.id for e in batch]
@@ -292,7 +252,7 @@ class TestBatch:
             for b in range(8)
         ]
 
-        returned = _together(len(batches), lambda b: asm_store.append_events(batches[b]))
+        returned = run_indexed(len(batches), lambda b: asm_store.append_events(batches[b]))
 
         for index, result in enumerate(returned):
             for session in (first, second):
@@ -303,3 +263,6 @@ class TestBatch:
                 )
         for session in (first, second):
             assert sequences(asm_store.get_events(session.id)) == list(range(1, 33))
+
+
+__all__ = ["TestBatch"]

@@ -8,78 +8,20 @@ hold for any correct store whatever the scheduling, and never look at the clock.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import Countdown, run_threads
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, Session
 from pytest_asm_contract._contract.port import declared_capabilities
 from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, sequences
 
-#: Hang guard for the threaded checks: only reached when a store deadlocks.
-HANG_GUARD_SECONDS = 120.0
 #: Upper bound on the reads one reader thread makes, so slow stores finish in reasonable time.
 MAX_READS = 300
-
-
-def _run_together(work: dict[str, Callable[[], object]]) -> dict[str, object]:
-    """Run every ``work`` callable in its own thread, all released at once; return the results.
-
-    Fails the test, naming the thread, if a call raised or if a thread hung.
-    """
-    barrier = threading.Barrier(len(work))
-    results: dict[str, object] = {}
-    errors: list[tuple[str, BaseException]] = []
-
-    def main(name: str, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(HANG_GUARD_SECONDS)
-            results[name] = call()
-        except BaseException as error:
-            errors.append((name, error))
-
-    threads = [
-        threading.Thread(target=main, args=item, name=item[0], daemon=True) for item in work.items()
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(HANG_GUARD_SECONDS)
-    hung = [thread.name for thread in threads if thread.is_alive()]
-    if hung:
-        pytest.fail(
-            f"{len(hung)} of {len(threads)} threads had not finished after "
-            f"{HANG_GUARD_SECONDS:.0f}s (a deadlock?): {', '.join(hung[:5])}",
-            pytrace=False,
-        )
-    if errors:
-        name, error = errors[0]
-        raise AssertionError(
-            f"{len(errors)} of {len(threads)} concurrent threads failed; first ({name}): "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    return results
-
-
-class _Countdown:
-    """Set once ``count`` writers have finished; readers keep reading until then."""
-
-    def __init__(self, count: int) -> None:
-        self._left = count
-        self._lock = threading.Lock()
-        self.finished = threading.Event()
-        if count == 0:
-            self.finished.set()
-
-    def done(self) -> None:
-        with self._lock:
-            self._left -= 1
-            if self._left == 0:
-                self.finished.set()
 
 
 def _check_prefix(seen: list[int | None], what: str) -> int:
@@ -117,7 +59,7 @@ class TestConcurrency:
         asm_store.save_session(session)
         events = [an_event(session, data={"thread": i}) for i in range(100)]
 
-        results = _run_together(
+        results = run_threads(
             {
                 f"appender-{i}": functools.partial(asm_store.append_event_with_sequence, event)
                 for i, event in enumerate(events)
@@ -150,7 +92,7 @@ class TestConcurrency:
                     [an_event(session, data={"thread": index, "i": i}) for i in range(2)]
                 )
 
-        _run_together({f"appender-{i}": functools.partial(appender, i) for i in range(100)})
+        run_threads({f"appender-{i}": functools.partial(appender, i) for i in range(100)})
 
         total = sum(1 if i % 3 != 2 else 2 for i in range(100))
         _check_final_log(
@@ -166,7 +108,7 @@ class TestConcurrency:
     def test_readers_during_appends_see_growing_prefixes(self, asm_store: Any) -> None:
         session = a_session()
         asm_store.save_session(session)
-        writers = _Countdown(50)
+        writers = Countdown(50)
         returned: dict[int, list[Event]] = {}
 
         def append(index: int) -> None:
@@ -201,7 +143,7 @@ class TestConcurrency:
         for i in range(50):
             work[f"appender-{i}"] = functools.partial(append, i)
             work[f"reader-{i}"] = functools.partial(read, i)
-        _run_together(work)
+        run_threads(work)
 
         _check_final_log(asm_store, session.id, [e for es in returned.values() for e in es])
 
@@ -239,7 +181,7 @@ class _MixedWorkload:
         self.versions: dict[str, dict[int, Session]] = {s.id: {0: s} for s in self.stable}
         self.appended: dict[str, list[list[Event]]] = {s.id: [] for s in self.stable + self.doomed}
         self.runs = {s.id: a_running_run(s) for s in self.stable}
-        self.writers = _Countdown(
+        self.writers = Countdown(
             self.STABLE_APPENDERS + self.DOOMED_APPENDERS + self.SAVERS + self.DELETERS
         )
         self.integrity = "referential_integrity" in declared_capabilities(store)
@@ -262,7 +204,7 @@ class _MixedWorkload:
             work[f"deleter-{i}"] = functools.partial(self._delete, self.doomed[i])
         for i in range(self.READERS):
             work[f"reader-{i}"] = functools.partial(self._read, i)
-        _run_together(work)
+        run_threads(work)
         self._check_final_state()
 
     # -- writers --------------------------------------------------------------------------------
@@ -368,3 +310,6 @@ class _MixedWorkload:
                     f"{appended.get(event.id)!r:.200}"
                 )
                 assert event.id not in self.refused
+
+
+__all__ = ["TestConcurrency"]

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from pytest_asm_contract import rule
+from pytest_asm_contract import ReopenSpec, rule
 from pytest_asm_contract._concurrency.crash import CrashRounds, CrashSetupError
-from pytest_asm_contract._concurrency.workloads import derive_seed, replay_command
+from pytest_asm_contract._concurrency.plans import derive_seed
 from pytest_asm_contract._plugin.marks import mark_violated
+from pytest_asm_contract._plugin.replay import replay_command
 
-REOPEN_HOOK = "asm_reopen_spec"
 #: Kills per profile (each one a new writer process).
 ROUNDS = {"quick": 3, "ci": 6, "deep": 30}
 COMMITS_PER_WRITER = 40
@@ -29,17 +29,15 @@ COMMITS_PER_WRITER = 40
 class TestCrash:
     @rule("FLUSH-3", "BATCH-3", "SEQ-1", "IDEM-1", capability="shared_backend")
     def test_killed_writer_leaves_every_commit_whole_or_absent(
-        self, request: pytest.FixtureRequest, asm_store: Any, asm_seed: int, asm_profile: str
+        self,
+        request: pytest.FixtureRequest,
+        asm_store: Any,
+        asm_reopen_spec: ReopenSpec,
+        asm_seed: int,
+        asm_profile: str,
     ) -> None:
-        hook = getattr(asm_store, REOPEN_HOOK, None)
-        if not callable(hook):
-            pytest.fail(
-                f"the store declares shared_backend but has no {REOPEN_HOOK}() telling the kit "
-                "how to open its backend from another process; see docs/shared-backend.md",
-                pytrace=False,
-            )
         seed = derive_seed(asm_seed, "test_killed_writer")
-        crashes = CrashRounds(asm_store, hook(), seed, commits=COMMITS_PER_WRITER)
+        crashes = CrashRounds(asm_store, asm_reopen_spec, seed, commits=COMMITS_PER_WRITER)
         try:
             crashes.run(ROUNDS[asm_profile])
         except CrashSetupError as error:
@@ -56,3 +54,6 @@ class TestCrash:
             "replay: " + replay_command(request.config, "test_killed_writer"),
         ]
         pytest.fail("\n".join(lines), pytrace=False)
+
+
+__all__ = ["TestCrash"]

@@ -44,7 +44,7 @@ def _differences(expected: object, actual: object, path: str) -> list[str]:
     """
     if isinstance(expected, BaseModel):
         if type(actual) is not type(expected):
-            return [f"{path}: expected a {type(expected).__name__}, got {type(actual).__name__}"]
+            return [f"{path}: expected type {type(expected).__name__}, got {type(actual).__name__}"]
         found: list[str] = []
         for name in type(expected).model_fields:
             found += _differences(getattr(expected, name), getattr(actual, name), f"{path}.{name}")
@@ -514,3 +514,6 @@ class TestData:
                 f"get_events(run_id={value!r}) gave events of runs "
                 f"{[e.run_id for e in events]!r:.200}"
             )
+
+
+__all__ = ["TestData"]

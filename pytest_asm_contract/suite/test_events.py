@@ -334,3 +334,6 @@ class TestEvents:
         assert [stored_view(e) for e in asm_store.get_events(session.id)] == [original], (
             "a stored event never changes: re-appending its id with other content overwrote it"
         )
+
+
+__all__ = ["TestEvents"]

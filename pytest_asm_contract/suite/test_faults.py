@@ -25,12 +25,9 @@ from pytest_asm_contract._contract.model import (
     Session,
     SessionStatus,
 )
-from pytest_asm_contract._faults.injection import (
-    HOOK,
-    FaultHookError,
-    FaultInjector,
-    fault_injector,
-)
+from pytest_asm_contract._contract.port import FAULT_HOOK
+from pytest_asm_contract._faults.policies import FailNthWrite
+from pytest_asm_contract._faults.targets import Injector
 from pytest_asm_contract.suite._builders import a_run, a_session, an_event, at, expect_error
 
 #: More writes than any reasonable implementation needs for one of these operations.
@@ -177,34 +174,18 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
 }
 
 
-def _injector(store: Any) -> FaultInjector:
-    unusable: str | None = None  # reported outside the handler: once, not chained
-    try:
-        injector = fault_injector(store)
-    except FaultHookError as error:
-        unusable = str(error)
-    if unusable is not None:
-        pytest.fail(unusable, pytrace=False)
-    if injector is None:
-        pytest.skip(
-            f"the store offers no fault hook ({HOOK}() returning its SQLAlchemy Engine, "
-            "botocore client or FaultGate), so the kit cannot inject backend failures; see "
-            "docs/fault-injection.md"
-        )
-    return injector
-
-
 class TestFaults:
     @rule("FLUSH-3")
     @pytest.mark.parametrize("scenario", list(SCENARIOS))
-    def test_failed_write_leaves_no_partial_state(self, asm_store: Any, scenario: str) -> None:
-        injector = _injector(asm_store)
+    def test_failed_write_leaves_no_partial_state(
+        self, asm_store: Any, asm_fault_injector: Injector, scenario: str
+    ) -> None:
         failures = 0
         for fail_at in range(1, MAX_WRITES + 1):
             case = SCENARIOS[scenario](asm_store, f"k{fail_at}")
             case.prepare()
             error: StoreError | None = None
-            with injector.failing_write(fail_at) as plan:
+            with asm_fault_injector.armed(FailNthWrite(fail_at)) as plan:
                 try:
                     case.act()
                 except StoreError as raised:
@@ -242,6 +223,9 @@ class TestFaults:
         else:
             pytest.fail(f"{scenario} was still writing after {MAX_WRITES} writes")
         assert fail_at > 1 or failures, (
-            f"{scenario} completed without one write through the target of {HOOK}(): the hook "
-            "must return what the store writes through"
+            f"{scenario} completed without one write through the target of {FAULT_HOOK}(): the "
+            "hook must return what the store writes through"
         )
+
+
+__all__ = ["TestFaults"]

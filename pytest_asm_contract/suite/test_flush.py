@@ -5,6 +5,7 @@ FLUSH-3 (backend failures at any step) needs fault injection and is checked else
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import run_threads
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import (
     Event,
@@ -34,8 +36,6 @@ from pytest_asm_contract.suite._builders import (
     some_events,
 )
 
-#: Hang guard for the threaded checks: only reached when a store deadlocks.
-HANG_GUARD_SECONDS = 120.0
 OTHER_SESSION = "ses-someone-else"
 
 
@@ -362,7 +362,6 @@ def _watch_one_flush(store: Any, saved_before: bool, readers: int) -> list[str]:
             ),
         ),
     ]
-    barrier = threading.Barrier(readers + 1)
     flushed = threading.Event()
     violations: list[str] = []
 
@@ -370,7 +369,6 @@ def _watch_one_flush(store: Any, saved_before: bool, readers: int) -> list[str]:
         order = observations[index % 4 :] + observations[: index % 4]
         seen_after: str | None = None
         try:
-            barrier.wait(HANG_GUARD_SECONDS)
             while True:
                 done = flushed.is_set()
                 for name, observe in order:
@@ -398,21 +396,16 @@ def _watch_one_flush(store: Any, saved_before: bool, readers: int) -> list[str]:
 
     def flush() -> None:
         try:
-            barrier.wait(HANG_GUARD_SECONDS)
             store.flush(result)
         except Exception as error:
             violations.append(f"flush failed: {type(error).__name__}: {error}")
         finally:
             flushed.set()
 
-    threads = [threading.Thread(target=flush, daemon=True)]
-    threads += [
-        threading.Thread(target=read_until_flushed, args=(i,), daemon=True) for i in range(readers)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(HANG_GUARD_SECONDS)
-    if any(thread.is_alive() for thread in threads):
-        violations.append(f"flush or readers did not finish within {HANG_GUARD_SECONDS:.0f}s")
+    work: dict[str, Callable[[], None]] = {"flush": flush}
+    work.update({f"reader-{i}": functools.partial(read_until_flushed, i) for i in range(readers)})
+    run_threads(work)
     return violations
+
+
+__all__ = ["TestFlush"]

@@ -10,31 +10,19 @@ that runs the same workloads again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pytest_asm_contract import rule
-from pytest_asm_contract._concurrency.history import (
-    History,
-    check_history,
-    format_report,
-    violated_rules,
-)
+from pytest_asm_contract import ReopenSpec, rule
+from pytest_asm_contract._concurrency.plans import Shape, derive_seed, make_plan
 from pytest_asm_contract._concurrency.workloads import (
-    ProcessCrew,
-    Shape,
-    Spec,
     WorkloadError,
-    derive_seed,
-    make_plan,
-    replay_command,
+    run_in_processes,
     run_in_threads,
 )
-from pytest_asm_contract._plugin.marks import mark_violated
-
-REOPEN_HOOK = "asm_reopen_spec"
+from pytest_asm_contract._plugin.fixtures import ProcessPools
+from pytest_asm_contract.suite._histories import fail_on_violations
 
 #: (histories, shape) per profile.
 MIXED: dict[str, tuple[int, Shape]] = {
@@ -47,7 +35,7 @@ CONTENDED: dict[str, tuple[int, Shape]] = {
     "ci": (3, Shape(sessions=1, writers=8, readers=2, phases=4, ops_per_phase=4, racers=6)),
     "deep": (25, Shape(sessions=1, writers=12, readers=3, phases=8, ops_per_phase=6, racers=8)),
 }
-#: Processes x writer threads stay fixed (the crew's barrier is built for them).
+#: Processes x writer threads stay fixed (the pool's barrier is built for them).
 PROCESSES = 2
 PROCESS_WRITERS = 2
 ACROSS_PROCESSES: dict[str, tuple[int, Shape]] = {
@@ -55,21 +43,6 @@ ACROSS_PROCESSES: dict[str, tuple[int, Shape]] = {
     "ci": (2, Shape(sessions=2, writers=2, readers=1, phases=4, ops_per_phase=6)),
     "deep": (12, Shape(sessions=3, writers=2, readers=2, phases=6, ops_per_phase=10)),
 }
-
-
-def check_or_fail(
-    request: pytest.FixtureRequest, history: History, selector: str, *also: str
-) -> None:
-    """Fail the test with the violations, the seed and the replay command, if there are any.
-
-    ``also`` names rules broken by any violation (CONC-3 for a history across processes).
-    """
-    violations = check_history(history)
-    if not violations:
-        return
-    mark_violated(request.node, *also, *violated_rules(violations))
-    replay = replay_command(request.config, selector)
-    pytest.fail(format_report(history, violations, replay), pytrace=False)
 
 
 def _run_threaded(
@@ -88,7 +61,7 @@ def _run_threaded(
             history = run_in_threads(store, plan)
         except WorkloadError as error:
             pytest.fail(f"{error} (seed {plan.seed})", pytrace=False)
-        check_or_fail(request, history, name)
+        fail_on_violations(request, history, name)
 
 
 class TestThreadHistories:
@@ -118,70 +91,37 @@ class TestThreadHistories:
 
 
 # -- across processes ---------------------------------------------------------------------------
-class _LazyCrew:
-    def __init__(self) -> None:
-        self.crew: ProcessCrew | None = None
-
-    def get(self) -> ProcessCrew:
-        if self.crew is None:
-            crew = ProcessCrew(PROCESSES, PROCESS_WRITERS)
-            self.crew = crew
-            crew.start()
-        return self.crew
-
-    def stop(self) -> None:
-        if self.crew is not None:
-            self.crew.stop()
-
-
-@pytest.fixture(scope="module")
-def asm_history_crew() -> Iterator[_LazyCrew]:
-    crew = _LazyCrew()
-    yield crew
-    crew.stop()
-
-
-@pytest.fixture
-def crew_on_store(
-    asm_store: Any, asm_history_crew: _LazyCrew
-) -> Iterator[tuple[Any, ProcessCrew, Spec]]:
-    hook = getattr(asm_store, REOPEN_HOOK, None)
-    if not callable(hook):
-        pytest.fail(
-            f"the store declares shared_backend but has no {REOPEN_HOOK}() telling the kit how "
-            "to open its backend from another process; see docs/shared-backend.md",
-            pytrace=False,
-        )
-    spec = hook()
-    try:
-        crew = asm_history_crew.get()
-    except WorkloadError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield asm_store, crew, spec
-    finally:
-        crew.forget(spec)
-
-
 class TestProcessHistories:
     @rule("CONC-3", "CONC-1", "CONC-2", "IDEM-4", "BATCH-5", "SEQ-5", "FLUSH-5")
     def test_history_across_processes_is_linearizable(
         self,
         request: pytest.FixtureRequest,
-        crew_on_store: tuple[Any, ProcessCrew, Spec],
+        asm_store: Any,
+        asm_reopen_spec: ReopenSpec,
+        asm_process_pools: ProcessPools,
         asm_seed: int,
         asm_profile: str,
     ) -> None:
         """Writers in two processes, readers in both and in this one, on one backend."""
-        store, crew, spec = crew_on_store
+        store, spec = asm_store, asm_reopen_spec
+        pool = asm_process_pools.get(PROCESSES, PROCESSES * PROCESS_WRITERS)
         histories, shape = ACROSS_PROCESSES[asm_profile]
         name = "test_history_across_processes"
-        for index in range(histories):
-            plan = make_plan(
-                shape, derive_seed(asm_seed, name, index), tag=f"proc{index}", processes=PROCESSES
-            )
-            try:
-                history = crew.run(store, spec, plan)
-            except WorkloadError as error:
-                pytest.fail(f"{error} (seed {plan.seed})", pytrace=False)
-            check_or_fail(request, history, name, "CONC-3")
+        try:
+            for index in range(histories):
+                plan = make_plan(
+                    shape,
+                    derive_seed(asm_seed, name, index),
+                    tag=f"proc{index}",
+                    processes=PROCESSES,
+                )
+                try:
+                    history = run_in_processes(pool, store, spec, plan)
+                except WorkloadError as error:
+                    pytest.fail(f"{error} (seed {plan.seed})", pytrace=False)
+                fail_on_violations(request, history, name, "CONC-3")
+        finally:
+            pool.forget(spec)
+
+
+__all__ = ["TestProcessHistories", "TestThreadHistories"]

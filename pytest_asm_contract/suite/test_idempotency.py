@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import run_indexed
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, EventType, ExecutionResult, Session
 from pytest_asm_contract.suite._builders import (
@@ -76,29 +76,6 @@ def _same_id_appender(
         return append(store, session, _rewritten(event, data={"racer": index}))
 
     return call
-
-
-def _race(
-    racers: int, call: Callable[[int], Event | None]
-) -> tuple[list[Event | None], list[BaseException]]:
-    """Run ``call(i)`` in ``racers`` threads released together; return results and errors."""
-    start = threading.Barrier(racers)
-    results: list[Event | None] = [None] * racers
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            start.wait()
-            results[index] = call(index)
-        except BaseException as error:  # reported by the caller
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, errors
 
 
 class TestIdempotency:
@@ -216,8 +193,7 @@ class TestIdempotency:
         append = PATHS[path]
         for round_index in range(rounds):
             event = an_event(session)
-            results, errors = _race(racers, _same_id_appender(append, asm_store, session, event))
-            assert not errors, f"{racers} threads appending one new id: one failed: {errors[0]!r}"
+            results = run_indexed(racers, _same_id_appender(append, asm_store, session, event))
             copies = [e for e in asm_store.get_events(session.id) if e.id == event.id]
             assert len(copies) == 1, (
                 f"{racers} threads appended one new id at once and the store kept "
@@ -249,11 +225,13 @@ class TestIdempotency:
                 return None
             return stored
 
-        _, errors = _race(16, append)
-        assert not errors, f"racing appends of one id failed: {errors[0]!r}"
+        run_indexed(16, append)
         copies = [e for s in sessions for e in asm_store.get_events(s.id) if e.id == event.id]
         assert len(copies) == 1, (
             f"one id appended at once under {len(sessions)} sessions was stored "
             f"{len(copies)} times; an event id is global"
         )
         assert copies[0].sequence_number == 1
+
+
+__all__ = ["TestIdempotency"]

@@ -19,7 +19,7 @@ from pytest_asm_contract._contract.port import declared_capabilities
 from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, some_events
 
 #: How long a call may take before the test calls it hung. Only a broken store gets near it.
-HANG_GUARD_SECONDS = 30.0
+HANG_GUARD_SECONDS = 10.0
 #: How long a call that must return at once (no long_poll) may take before the test says it blocked.
 AT_ONCE_GUARD_SECONDS = 10.0
 #: A wait that a correct store never reaches in these tests: an append ends it first.
@@ -238,3 +238,6 @@ class TestPoll:
             f"{timeout_ms} ms timeout: non-matching appends (other run, no run, other type, other "
             "session) must not end the wait"
         )
+
+
+__all__ = ["TestPoll"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import run_indexed
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, EventType
 from pytest_asm_contract._contract.port import (
@@ -73,8 +73,7 @@ class TestPort:
             latest: int = asm_store.get_latest_sequence(session.id)
             return latest
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            assert list(pool.map(work, range(8))) == [5] * 8
+        assert run_indexed(8, work) == [5] * 8
 
     @rule("PORT-3")
     @pytest.mark.parametrize(
@@ -125,3 +124,6 @@ class TestPort:
         by_enum = asm_store.get_events(session.id, type=EventType.TOOL_CALL_STARTED)
         by_str = asm_store.get_events(session.id, type="tool_call_started")
         assert by_enum == by_str and len(by_enum) == 1
+
+
+__all__ = ["TestPort"]

@@ -306,3 +306,6 @@ class TestRuns:
         assert asm_store.get_active_run(idle.id) is None, (
             "a session without runs has no active run, whatever other sessions hold"
         )
+
+
+__all__ = ["TestRuns"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_asm_contract import rule
+from pytest_asm_contract._concurrency.threads import Countdown, run_indexed, run_threads
 from pytest_asm_contract._contract.errors import ErrorCode
 from pytest_asm_contract._contract.model import Event, EventType, ExecutionResult, Session
 from pytest_asm_contract.suite._builders import (
@@ -57,14 +58,6 @@ REJECTED_WRITES: dict[str, Callable[[Any, Session, Event], Any]] = {
 }
 
 
-def _run_threads(count: int, target: Callable[[int], None]) -> None:
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
 class TestSequencing:
     # -- SEQ-1: 1, then +1 --------------------------------------------------------------------
     @rule("SEQ-1")
@@ -110,21 +103,14 @@ class TestSequencing:
     def test_concurrent_appends_leave_no_gap_or_repeat(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
         threads, per_thread = 8, 25
-        start = threading.Barrier(threads)
-        numbers: list[list[int | None]] = [[] for _ in range(threads)]
-        errors: list[BaseException] = []
 
-        def append(index: int) -> None:
-            try:
-                start.wait()
-                for _ in range(per_thread):
-                    stored = asm_store.append_event_with_sequence(an_event(session))
-                    numbers[index].append(stored.sequence_number)
-            except BaseException as error:  # reported by the main thread
-                errors.append(error)
+        def append(index: int) -> list[int | None]:
+            return [
+                asm_store.append_event_with_sequence(an_event(session)).sequence_number
+                for _ in range(per_thread)
+            ]
 
-        _run_threads(threads, append)
-        assert not errors, f"concurrent appends failed: {errors[0]!r}"
+        numbers = run_indexed(threads, append)
         handed_out = sorted(n or 0 for batch in numbers for n in batch)
         total = threads * per_thread
         assert handed_out == list(range(1, total + 1)), (
@@ -218,46 +204,36 @@ class TestSequencing:
         session = _saved_session(asm_store)
         writers, per_writer = 4, 50
         total = writers * per_writer
-        start = threading.Barrier(writers + 1)
-        writing_done = threading.Event()
+        writing = Countdown(writers)
         holes: list[str] = []
-        errors: list[BaseException] = []
         seen: list[Event] = []
 
         def write(index: int) -> None:
             try:
-                start.wait()
                 for i in range(per_writer):
                     asm_store.append_event(an_event(session, data={"w": index, "i": i}))
-            except BaseException as error:
-                errors.append(error)
+            finally:
+                writing.done()
 
         def tail() -> None:
             cursor = 0
-            try:
-                start.wait()
-                while True:
-                    finished = writing_done.is_set()
-                    batch = asm_store.get_events(session.id, after=cursor)
-                    numbers = sequences(batch)
-                    expected = list(range(cursor + 1, cursor + 1 + len(batch)))
-                    if numbers != expected:
-                        holes.append(f"after={cursor} returned {numbers}")
-                        return
-                    seen.extend(batch)
-                    cursor += len(batch)
-                    if finished and not batch:
-                        return
-            except BaseException as error:
-                errors.append(error)
+            while True:
+                finished = writing.finished.is_set()
+                batch = asm_store.get_events(session.id, after=cursor)
+                numbers = sequences(batch)
+                expected = list(range(cursor + 1, cursor + 1 + len(batch)))
+                if numbers != expected:
+                    holes.append(f"after={cursor} returned {numbers}")
+                    return
+                seen.extend(batch)
+                cursor += len(batch)
+                if finished and not batch:
+                    return
 
-        reader = threading.Thread(target=tail)
-        reader.start()
-        _run_threads(writers, write)
-        writing_done.set()
-        reader.join()
+        work: dict[str, Callable[[], None]] = {"reader": tail}
+        work.update({f"writer-{i}": functools.partial(write, i) for i in range(writers)})
+        run_threads(work)
 
-        assert not errors, f"a writer or the reader failed: {errors[0]!r}"
         assert not holes, (
             "a reader tailing with get_events(after=cursor) must get cursor+1, cursor+2, ... "
             f"with nothing missing or repeated, but {holes[0]}; a number that becomes visible "
@@ -270,28 +246,24 @@ class TestSequencing:
     def test_lower_numbers_are_visible_once_an_append_returns(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
         writers, per_writer = 4, 25
-        start = threading.Barrier(writers)
         holes: list[str] = []
-        errors: list[BaseException] = []
 
         def write(index: int) -> None:
-            try:
-                start.wait()
-                for i in range(per_writer):
-                    stored = asm_store.append_event_with_sequence(
-                        an_event(session, data={"w": index, "i": i})
-                    )
-                    number = stored.sequence_number or 0
-                    visible = sequences(asm_store.get_events(session.id, before=number + 1))
-                    missing = sorted(set(range(1, number + 1)) - {n or 0 for n in visible})
-                    if missing:
-                        holes.append(f"append returned {number} while {missing} were not visible")
-            except BaseException as error:  # reported by the main thread
-                errors.append(error)
+            for i in range(per_writer):
+                stored = asm_store.append_event_with_sequence(
+                    an_event(session, data={"w": index, "i": i})
+                )
+                number = stored.sequence_number or 0
+                visible = sequences(asm_store.get_events(session.id, before=number + 1))
+                missing = sorted(set(range(1, number + 1)) - {n or 0 for n in visible})
+                if missing:
+                    holes.append(f"append returned {number} while {missing} were not visible")
 
-        _run_threads(writers, write)
-        assert not errors, f"a writer failed: {errors[0]!r}"
+        run_indexed(writers, write)
         assert not holes, (
             "once an append has returned number n, every lower number of the session must be "
             f"visible (a reader that saw n would otherwise skip them): {holes[0]}"
         )
+
+
+__all__ = ["TestSequencing"]

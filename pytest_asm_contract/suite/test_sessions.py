@@ -205,3 +205,6 @@ class TestSessions:
         asm_store.save_session(elsewhere)
         asm_store.save_run(a_run(elsewhere))
         assert asm_store.list_runs("no-such-session") == []
+
+
+__all__ = ["TestSessions"]

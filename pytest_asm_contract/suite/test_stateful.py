@@ -18,10 +18,8 @@ import pytest
 from hypothesis import settings
 
 from pytest_asm_contract import rule
-from pytest_asm_contract._concurrency.workloads import replay_command
 from pytest_asm_contract._contract.port import close_store, missing_operations
 from pytest_asm_contract._machine import (
-    SHRINK_SECONDS,
     STATEFUL_RULES,
     explain,
     run_contract_machine,
@@ -29,6 +27,7 @@ from pytest_asm_contract._machine import (
 from pytest_asm_contract._plugin.fixtures import MIGRATION_GUIDE
 from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract._plugin.marks import mark_violated
+from pytest_asm_contract._plugin.replay import replay_command
 from pytest_asm_contract._plugin.state import STATE
 
 
@@ -72,7 +71,6 @@ def test_store_follows_the_contract_model(
         asm_store_factory,
         asm_hypothesis_settings,
         asm_seed,
-        shrink_seconds=SHRINK_SECONDS[asm_profile],
     )
     table = result.coverage.table()
     request.node.add_report_section("call", "asm-contract stateful coverage", table)
@@ -105,3 +103,6 @@ def test_store_follows_the_contract_model(
             f"those rules (for example it rejected every batch or flush).\n\n{table}",
             pytrace=False,
         )
+
+
+__all__ = ["test_store_follows_the_contract_model"]

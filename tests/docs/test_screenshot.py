@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "screenshot_report.py"
 WIDTH, HEIGHT = 1280, 1400
 #: The matrix's status colours (report_html.STYLE): passed, failed.

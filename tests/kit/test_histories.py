@@ -15,24 +15,15 @@ from typing import Any
 
 import pytest
 
+from pytest_asm_contract._concurrency.checking import check_history
 from pytest_asm_contract._concurrency.crash import CrashRounds
-from pytest_asm_contract._concurrency.history import (
-    AttemptError,
-    Call,
-    History,
-    Op,
-    Violation,
-    check_history,
-    format_report,
-)
-from pytest_asm_contract._concurrency.workloads import (
-    T0,
-    ProcessCrew,
-    Shape,
-    make_plan,
-    process_crew,
-    run_in_threads,
-)
+from pytest_asm_contract._concurrency.formatting import format_report
+from pytest_asm_contract._concurrency.plans import T0, Shape, make_plan
+from pytest_asm_contract._concurrency.processes import ProcessPool, process_pool
+from pytest_asm_contract._concurrency.recording import AttemptError, Call, History, Op
+from pytest_asm_contract._concurrency.retrying import STORAGE_RETRY, AmbiguousStore, RetryingClient
+from pytest_asm_contract._concurrency.violations import Violation
+from pytest_asm_contract._concurrency.workloads import run_in_processes, run_in_threads
 from pytest_asm_contract._contract.model import (
     Event,
     EventType,
@@ -41,12 +32,8 @@ from pytest_asm_contract._contract.model import (
     RunStatus,
     Session,
 )
-from pytest_asm_contract._faults.ambiguous import (
-    STORAGE_RETRY,
-    AmbiguousStore,
-    RetryingClient,
-    backend_ambiguity,
-)
+from pytest_asm_contract._faults.policies import LostReplies
+from pytest_asm_contract._faults.targets import injector_for
 from reference_stores.memory import InMemorySessionStore
 from tests.zoo import histories as zoo
 from tests.zoo import sqlite_toy
@@ -362,15 +349,15 @@ def test_the_sql_store_passes_backend_ambiguity_on_sqlite() -> None:
     store = sql.SqlSessionStore()
     try:
         for seed in range(2):
-            ambiguity = backend_ambiguity(store, seed, rate=0.3)
-            assert ambiguity is not None
-            with ambiguity.armed():
+            injector = injector_for(store)
+            assert injector is not None
+            with injector.armed(LostReplies(seed, rate=0.3)) as lost:
                 history = run_in_threads(
                     store,
                     make_plan(MIXED, seed, f"b{seed}"),
                     invoke=RetryingClient(retry_on=STORAGE_RETRY, seed=seed),
                 )
-            assert ambiguity.injected > 0
+            assert lost.injected > 0
             violations = check_history(history)
             assert violations == [], format_report(history, violations)
     finally:
@@ -405,19 +392,19 @@ def test_each_broken_store_is_caught_by_its_check(
 
 # -- processes and crashes on a SQLite file ----------------------------------------------------
 @pytest.fixture(scope="module")
-def crew() -> Iterator[ProcessCrew]:
-    with process_crew(2, PROCESS_SHAPE.writers) as started:
+def crew() -> Iterator[ProcessPool]:
+    with process_pool(2, 2 * PROCESS_SHAPE.writers) as started:
         yield started
 
 
-def _process_histories(crew: ProcessCrew, store_class: type, count: int) -> set[str]:
+def _process_histories(crew: ProcessPool, store_class: type, count: int) -> set[str]:
     store = store_class()
     spec = store.asm_reopen_spec()
     found: set[str] = set()
     try:
         for seed in range(count):
             plan = make_plan(PROCESS_SHAPE, seed, f"p{seed}", processes=2)
-            found |= kinds(check_history(crew.run(store, spec, plan)))
+            found |= kinds(check_history(run_in_processes(crew, store, spec, plan)))
             if found:
                 break
     finally:
@@ -426,11 +413,11 @@ def _process_histories(crew: ProcessCrew, store_class: type, count: int) -> set[
     return found
 
 
-def test_the_toy_sqlite_store_passes_process_histories(crew: ProcessCrew) -> None:
+def test_the_toy_sqlite_store_passes_process_histories(crew: ProcessPool) -> None:
     assert _process_histories(crew, sqlite_toy.SqliteToyStore, 3) == set()
 
 
-def test_numbering_outside_the_transaction_is_caught_across_processes(crew: ProcessCrew) -> None:
+def test_numbering_outside_the_transaction_is_caught_across_processes(crew: ProcessPool) -> None:
     found = _process_histories(crew, sqlite_toy.UnguardedSqliteStore, ATTEMPTS)
     assert "CONC-1:final-numbers" in found, found
 

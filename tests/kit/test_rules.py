@@ -10,7 +10,7 @@ import pytest
 from pytest_asm_contract._contract.rules import GROUPS, RULES, RULES_BY_ID, select_rules
 from scripts.rules_doc import render
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT.parent / "shared" / "spec" / "contract.md"
 
 

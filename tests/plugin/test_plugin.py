@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pytest_asm_contract._contract.rules import RULES
+from tests.verdicts import Verdicts
 
 MEMORY = "reference_stores.memory:InMemorySessionStore"
 QUICK = ("-p", "no:cacheprovider", "--asm-rules=SES")
@@ -92,12 +93,10 @@ def test_asm_rules_selects_groups_and_ids(pytester: pytest.Pytester) -> None:
         "no:cacheprovider",
     )
     assert result.ret == 0
-    report = json.loads((pytester.path / "r.json").read_text())
-    statuses = {r["id"]: r["status"] for r in report["rules"]}
-    assert statuses["SES-2"] == statuses["PORT-1"] == "passed"
-    assert statuses["SES-1"] == "not_run"
-    reasons = {r["id"]: r["reason"] for r in report["rules"]}
-    assert reasons["SES-1"] == "not selected by --asm-rules"
+    verdicts = Verdicts.read(pytester.path / "r.json")
+    assert verdicts.status("SES-2") == verdicts.status("PORT-1") == "passed"
+    assert verdicts.status("SES-1") == "not_run"
+    assert verdicts.rules["SES-1"]["reason"] == "not selected by --asm-rules"
 
 
 def test_ini_option_and_imported_suite(stores: pytest.Pytester) -> None:
@@ -145,9 +144,9 @@ def test_fixture_override_in_conftest(stores: pytest.Pytester) -> None:
     _sessions_suite_on_own_factory(stores)
     result = stores.runpytest("-p", "no:cacheprovider", "--asm-report=r")
     assert result.ret == 0
-    report = json.loads((stores.path / "r.json").read_text())
-    assert report["store"] == "asm_store_factory fixture"
-    assert {r["id"]: r["status"] for r in report["rules"]}["SES-1"] == "passed"
+    verdicts = Verdicts.read(stores.path / "r.json")
+    assert verdicts.store == "asm_store_factory fixture"
+    assert verdicts.status("SES-1") == "passed"
 
 
 def test_the_conformance_table_needs_a_store_under_test(stores: pytest.Pytester) -> None:
@@ -209,7 +208,10 @@ def test_runs_under_xdist(pytester: pytest.Pytester) -> None:
             ["--asm-store=user_stores:broken_factory"],
             "*building the store raised RuntimeError: cannot reach the database*",
         ),
-        (["--asm-store=builtins:dict"], "*returned a dict, which is not a session store*"),
+        (
+            ["--asm-store=builtins:dict"],
+            "*returned an object of type dict, which is not a session store*",
+        ),
         (
             [f"--asm-store={MEMORY}", "--asm-rules=SQE"],
             "*--asm-rules: unknown rule or group 'SQE'*",
@@ -323,11 +325,9 @@ def test_artifact_store_runs_the_artifact_suite(pytester: pytest.Pytester) -> No
         "no:cacheprovider",
     )
     assert result.ret == 0
-    statuses = {
-        r["id"]: r["status"] for r in json.loads((pytester.path / "r.json").read_text())["rules"]
-    }
-    assert statuses["ART-1"] == statuses["ART-2"] == "passed"
-    assert statuses["SES-1"] == "not_run"
+    verdicts = Verdicts.read(pytester.path / "r.json")
+    assert verdicts.status("ART-1") == verdicts.status("ART-2") == "passed"
+    assert verdicts.status("SES-1") == "not_run"
 
 
 def test_a_session_store_is_not_an_artifact_store(pytester: pytest.Pytester) -> None:

@@ -14,7 +14,7 @@ MEMORY = "reference_stores.memory:InMemorySessionStore"
 
 @pytest.fixture
 def reports(pytester: pytest.Pytester) -> Path:
-    pytester.syspathinsert(Path(__file__).resolve().parents[1])
+    pytester.syspathinsert(Path(__file__).resolve().parents[2])
     pytester.runpytest(f"--asm-store={MEMORY}", "--asm-report=good.html", "--asm-rules=SES,PORT")
     pytester.runpytest(
         "--asm-store=tests.zoo.sessions:RawKeyError", "--asm-report=bad", "--asm-rules=SES,PORT"

@@ -25,8 +25,8 @@ from pytest_asm_contract._contract.model import (
     RunStatus,
     Session,
 )
-from pytest_asm_contract._faults import injection as faults
 from pytest_asm_contract._faults.botocore import BotocoreTarget, RequestCounter, failing_write
+from pytest_asm_contract._faults.policies import FailNthWrite, is_injected
 from reference_stores.s3 import S3SessionStore
 
 Factory = Callable[..., S3SessionStore]
@@ -164,7 +164,7 @@ def test_every_failed_write_surfaces_and_leaves_nothing_partial(
         assert error is not None, f"{name}: write #{fail_at} failed but the operation succeeded"
         assert error.code in STORAGE_CODES, error
         assert error.retryable, "an injected 500 is a transient failure"
-        assert faults.is_injected(error)
+        assert is_injected(error)
         assert _snapshot(session_store_factory(), case.sessions, case.runs) == before, (
             f"{name}: after write #{fail_at} failed, a fresh store sees part of the operation"
         )
@@ -201,10 +201,10 @@ def test_a_lost_response_leaves_all_or_nothing(session_store_factory: Factory, n
 
 
 def test_target_follows_the_kit_fault_plan_interface(session_store_factory: Factory) -> None:
-    """BotocoreTarget arms with the kit's own FaultPlan and fails its k-th write once."""
+    """BotocoreTarget arms with the kit's FLUSH-3 policy and fails its k-th write once."""
     store = session_store_factory()
     target = BotocoreTarget(store.asm_fault_target())
-    plan = faults.FaultPlan(2)
+    plan = FailNthWrite(2)
     target.arm(plan)
     try:
         with pytest.raises(StoreError) as raised:
@@ -213,7 +213,7 @@ def test_target_follows_the_kit_fault_plan_interface(session_store_factory: Fact
             )
     finally:
         target.disarm()
-    assert plan.fired and faults.is_injected(raised.value)
+    assert plan.fired and is_injected(raised.value)
     assert raised.value.code is ErrorCode.STORAGE_CONNECTION_FAILED
     assert session_store_factory().get_events("s") == []
 

@@ -8,53 +8,35 @@ artifact suite. Every MUST rule, ``shared_backend`` and ``long_poll`` must pass;
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
-from pytest_asm_contract._contract.rules import RULES, Scope
+from pytest_asm_contract import Scope
 from tests.s3.conftest import BUCKET
-
-#: The capability the S3 session store does not declare: its rules may be skipped.
-UNDECLARED = {"referential_integrity"}
+from tests.verdicts import may_skip_for, run_kit
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> tuple[Any, dict[str, dict[str, Any]]]:
-    result = pytester.runpytest_subprocess(*args, "--asm-report=report", "-p", "no:cacheprovider")
-    report = json.loads((pytester.path / "report.json").read_text())
-    return result, {rule["id"]: rule for rule in report["rules"]}
-
-
+@pytest.mark.slow
 def test_session_store_passes_every_must_rule_and_shared_backend(
     pytester: pytest.Pytester, moto_endpoint: str
 ) -> None:
-    result, rules = _run(
+    options = {"endpoint_url": moto_endpoint, "bucket": BUCKET}
+    result, verdicts = run_kit(
         pytester,
         "--asm-store=reference_stores.s3:S3SessionStore",
-        "--asm-store-option",
-        f"endpoint_url={moto_endpoint}",
-        "--asm-store-option",
-        f"bucket={BUCKET}",
+        *(f"--asm-store-option={key}={value}" for key, value in options.items()),
         # The quick Hypothesis budget keeps this run short: every store call is an HTTP request
         # to moto. The default budget passes as well (run the command in docs/s3-protocol.md).
         "--asm-profile=quick",
         "-n",
         "2",
+        subprocess=True,
     )
-    failed = {rule_id: r["reason"] for rule_id, r in rules.items() if r["status"] == "failed"}
-    assert not failed, result.stdout.str()[-4000:]
+    may_skip = may_skip_for("reference_stores.s3:S3SessionStore", **options)
+    wrong = verdicts.unexpected(Scope.SESSION_STORE, may_skip=may_skip)
+    assert not wrong, f"{wrong}\n{result.stdout.str()[-4000:]}"
     assert result.ret == 0, result.stdout.str()[-4000:]
-    for catalogued in RULES:
-        if catalogued.scope is not Scope.SESSION_STORE:
-            continue
-        rule = rules[catalogued.id]
-        if catalogued.capability in UNDECLARED:
-            assert rule["status"] in {"skipped", "passed"}, rule
-        else:
-            assert rule["status"] == "passed", f"{rule['id']}: {rule['status']} ({rule['reason']})"
     for rule_id in ("CONC-3", "FLUSH-3", "POLL-1"):
-        assert rules[rule_id]["status"] == "passed", rules[rule_id]
+        assert verdicts.status(rule_id) == "passed", verdicts.rules[rule_id]
 
 
 @pytest.mark.parametrize("store", ["s3", "fs"])
@@ -72,6 +54,6 @@ def test_artifact_stores_pass_the_artifact_suite(
         ]
     else:
         args = ["--asm-artifact-store=reference_stores.fs:FileSystemArtifactStore"]
-    result, rules = _run(pytester, *args)
+    result, verdicts = run_kit(pytester, *args, subprocess=True)
     assert result.ret == 0, result.stdout.str()[-4000:]
-    assert rules["ART-1"]["status"] == rules["ART-2"]["status"] == "passed"
+    assert not verdicts.unexpected(Scope.ARTIFACT_STORE)

@@ -13,6 +13,8 @@ class NormalisedKeys(InMemoryArtifactStore):
 
     KIND = "artifact"
     BREAKS = ("ART-2",)
+    # keys that normalise alike collide, so a get may return another key's bytes
+    ALSO = ("ART-1",)
 
     def _key(self, key: str) -> str:
         return posixpath.normpath(key) if key else key
@@ -32,6 +34,8 @@ class CaseInsensitiveKeys(InMemoryArtifactStore):
 
     KIND = "artifact"
     BREAKS = ("ART-2",)
+    # a get under a key that differs only in case finds the other key's bytes
+    ALSO = ("ART-1",)
 
     def put(self, key: str, data: bytes) -> None:
         super().put(key.lower(), data)
@@ -57,6 +61,8 @@ class DeleteMissingRaises(InMemoryArtifactStore):
 
     KIND = "artifact"
     BREAKS = ("ART-1",)
+    # the generated key sequences delete keys that were never written
+    ALSO = ("ART-2",)
 
     def delete(self, key: str) -> None:
         self.get(key)
@@ -68,6 +74,8 @@ class FirstPutWins(InMemoryArtifactStore):
 
     KIND = "artifact"
     BREAKS = ("ART-1",)
+    # the generated key sequences overwrite keys
+    ALSO = ("ART-2",)
 
     def put(self, key: str, data: bytes) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pytest_asm_contract._contract.model import Event
 from pytest_asm_contract._contract.validation import as_events, check_id
 from reference_stores.memory import InMemorySessionStore
+from tests.zoo import HISTORY_RULES
 
 
 class AppendWithoutLock(InMemorySessionStore):
@@ -17,6 +18,8 @@ class AppendWithoutLock(InMemorySessionStore):
     the window.)"""
 
     BREAKS = ("CONC-1",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         stored: list[Event] = []
@@ -42,6 +45,8 @@ class CounterAheadOfEvents(InMemorySessionStore):
     window.)"""
 
     BREAKS = ("CONC-2",)
+    # the counter moves before the events exist: readers, retries and faults see the difference
+    ALSO = (*HISTORY_RULES, "FLUSH-1", "FLUSH-3", "FLUSH-4")
 
     def __init__(self) -> None:
         super().__init__()

@@ -82,6 +82,8 @@ class AfterInclusive(_QueryStore):
     """after keeps sequence >= after instead of > after, so a tailing cursor re-reads an event."""
 
     BREAKS = ("EVT-3",)
+    # tailing with after=cursor returns the cursor's event again
+    ALSO = ("POLL-1", "SEQ-5")
     query_class = _InclusiveAfter
 
 
@@ -112,6 +114,8 @@ class LimitBeforeFilters(_QueryStore):
     query), so a filtered read returns fewer events than it should."""
 
     BREAKS = ("EVT-3",)
+    # concurrent readers that page with filters see other events
+    ALSO = ("CONC-2",)
     query_class = _LimitFirst
 
 
@@ -157,6 +161,8 @@ class OrderedByTimestamp(_QueryStore):
     """get_events orders by (timestamp, id) instead of by sequence number."""
 
     BREAKS = ("EVT-2",)
+    # logs read in timestamp order look renumbered to readers
+    ALSO = ("BATCH-5", "CONC-1", "CONC-2", "FLUSH-1", "SEQ-5")
     query_class = _TimestampOrder
 
 
@@ -175,6 +181,8 @@ class AppendEventSkipsIdempotency(InMemorySessionStore):
     duplicate-id check that append_event_with_sequence does."""
 
     BREAKS = ("EVT-1",)
+    # a repeated id appended with append_event is stored again
+    ALSO = ("EVT-4", "IDEM-1", "SEQ-2")
 
     def append_event(self, event: Event) -> None:
         checked = as_event(event)

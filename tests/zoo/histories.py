@@ -1,7 +1,7 @@
 """Broken stores that only recorded histories expose: each passes every single-threaded check.
 
 Their bugs need calls that overlap in time, or a retry after an ambiguous failure, to show; the
-history checker (``pytest_asm_contract._concurrency.history``) finds each of them, and
+history checker (``pytest_asm_contract._concurrency.checking``) finds each of them, and
 ``tests/test_histories.py`` asserts which check does. Short pauses in some of them widen the
 window the bug needs.
 """
@@ -22,6 +22,7 @@ from pytest_asm_contract._contract.validation import (
     check_id,
 )
 from reference_stores.memory import InMemorySessionStore
+from tests.zoo import HISTORY_RULES
 
 
 class BatchNumberedFromStaleCount(InMemorySessionStore):
@@ -30,6 +31,8 @@ class BatchNumberedFromStaleCount(InMemorySessionStore):
     numbers. Alone, every call numbers correctly."""
 
     BREAKS = ("CONC-1",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
@@ -60,6 +63,8 @@ class QuietAppendHandedOff(InMemorySessionStore):
     number. Called while nothing else writes, it stores at once."""
 
     BREAKS = ("CONC-2",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +121,8 @@ class FlushEventsInTwoSteps(InMemorySessionStore):
     other writers' events land between the halves."""
 
     BREAKS = ("FLUSH-5",)
+    # a flush in two steps is seen in part by readers and faults
+    ALSO = (*HISTORY_RULES, "FLUSH-3")
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
@@ -139,6 +146,8 @@ class DedupeAgainstRecentTail(InMemorySessionStore):
     appended more stores a second copy under a new number."""
 
     BREAKS = ("IDEM-1",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3", "FLUSH-4")
     WINDOW = 8
 
     def _store_event(self, event: Event) -> Event:
@@ -166,6 +175,8 @@ class PublishedOutOfOrder(InMemorySessionStore):
     reader tailing with after=cursor then skips n - 1 for good."""
 
     BREAKS = ("SEQ-5",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3")
     capabilities = frozenset[str]()  # its reads do not long-poll
 
     def __init__(self) -> None:

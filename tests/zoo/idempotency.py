@@ -9,6 +9,7 @@ from typing import Any
 from pytest_asm_contract._contract.model import Event, ExecutionResult
 from pytest_asm_contract._contract.validation import as_events, as_execution_result
 from reference_stores.memory import InMemorySessionStore
+from tests.zoo import HISTORY_RULES
 
 
 class _Appending(InMemorySessionStore):
@@ -33,6 +34,18 @@ class DuplicateRenumbered(_Appending):
     """A re-appended id is numbered and stored again (no unique constraint on the event id)."""
 
     BREAKS = ("IDEM-1", "IDEM-3", "IDEM-4")
+    # a repeated id stored under a new number misleads every check that follows an id
+    ALSO = (
+        *HISTORY_RULES,
+        "BATCH-1",
+        "BATCH-4",
+        "DATA-3",
+        "EVT-1",
+        "EVT-4",
+        "FLUSH-3",
+        "FLUSH-4",
+        "SEQ-2",
+    )
 
     def _store_event(self, event: Event) -> Event:
         return self._append_new(event)
@@ -42,6 +55,8 @@ class LastWriteWins(InMemorySessionStore):
     """A re-appended id overwrites the stored event's content (an upsert), keeping its number."""
 
     BREAKS = ("IDEM-1", "EVT-4")
+    # a later copy of an id replaces the first one in every result
+    ALSO = (*HISTORY_RULES, "BATCH-1", "BATCH-4", "FLUSH-4", "IDEM-3")
 
     def _store_event(self, event: Event) -> Event:
         existing = self._event_ids.get(event.id)
@@ -63,6 +78,8 @@ class DuplicatePerSession(_Appending):
     under another session is stored again."""
 
     BREAKS = ("IDEM-1", "IDEM-4")
+    # its own write path passes the fault gate differently, so FLUSH-3 sees part of an operation
+    ALSO = ("FLUSH-3",)
 
     def _store_event(self, event: Event) -> Event:
         for stored in self._events.get(event.session_id, ()):
@@ -76,6 +93,8 @@ class NoInBatchDedupe(_Appending):
     repeated inside the batch is stored twice."""
 
     BREAKS = ("IDEM-3",)
+    # a repeated id inside a batch is stored twice wherever batches repeat ids
+    ALSO = (*HISTORY_RULES, "BATCH-1", "FLUSH-3")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
@@ -92,6 +111,8 @@ class FlushStoresDuplicates(_Appending):
     retried flush stores its events again."""
 
     BREAKS = ("IDEM-1",)
+    # duplicates stored by a flush show as repeated ids everywhere
+    ALSO = (*HISTORY_RULES, "FLUSH-3", "FLUSH-4", "IDEM-3")
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
@@ -109,6 +130,8 @@ class CheckThenInsert(InMemorySessionStore):
     them), so threads appending one new id at the same time all store it."""
 
     BREAKS = ("IDEM-4",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)

@@ -66,6 +66,8 @@ class RejectsWaitTimeout(InMemorySessionStore):
     that pass it get a raw TypeError."""
 
     BREAKS = ("POLL-0",)
+    # get_events lacks the wait_timeout_ms keyword, which PORT-1 checks
+    ALSO = ("PORT-1",)
     capabilities = frozenset()
 
     def get_events(  # type: ignore[override]

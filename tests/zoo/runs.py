@@ -21,6 +21,8 @@ class MissingRunIsNone(InMemorySessionStore):
     """get_run returns None for an unknown id instead of raising run_not_found."""
 
     BREAKS = ("RUN-1",)
+    # get_run of a deleted or unknown run returns None where other checks expect run_not_found
+    ALSO = ("DATA-3", "FLUSH-3", "FLUSH-5", "PORT-3", "SEQ-2", "SES-4")
 
     def get_run(self, run_id: str) -> Any:
         try:
@@ -35,6 +37,8 @@ class RunSaveAppends(InMemorySessionStore):
     """save_run appends a new record each time (an INSERT where an upsert is needed)."""
 
     BREAKS = ("IDEM-2",)
+    # runs saved twice are listed twice, in flushes too
+    ALSO = ("FLUSH-1", "FLUSH-4", "RUN-3")
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,6 +142,8 @@ class StaleActiveRunCache(InMemorySessionStore):
     run that completes stays 'active'."""
 
     BREAKS = ("RUN-3",)
+    # a flushed run's status is not seen by get_active_run
+    ALSO = ("FLUSH-1",)
 
     def __init__(self) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pytest_asm_contract._contract.model import Event
 from pytest_asm_contract._contract.validation import as_event, as_events
 from reference_stores.memory import InMemorySessionStore
+from tests.zoo import HISTORY_RULES
 
 
 class _CountingStore(InMemorySessionStore):
@@ -50,6 +51,36 @@ class SequenceStartsAtZero(InMemorySessionStore):
     """Numbers start at 0: the new number is the count of stored events, not the count + 1."""
 
     BREAKS = ("SEQ-1",)
+    # every check that reads a sequence number sees it one too low
+    ALSO = (
+        "BATCH-1",
+        "BATCH-2",
+        "BATCH-3",
+        "BATCH-4",
+        "BATCH-5",
+        "CONC-1",
+        "CONC-2",
+        "DATA-1",
+        "DATA-2",
+        "DATA-3",
+        "EVT-1",
+        "EVT-2",
+        "EVT-3",
+        "EVT-4",
+        "FLUSH-1",
+        "FLUSH-2",
+        "FLUSH-3",
+        "FLUSH-4",
+        "FLUSH-5",
+        "IDEM-1",
+        "IDEM-3",
+        "IDEM-4",
+        "POLL-1",
+        "SEQ-3",
+        "SEQ-4",
+        "SEQ-5",
+        "SES-4",
+    )
 
     def _store_event(self, event: Event) -> Event:
         existing = self._event_ids.get(event.id)
@@ -84,6 +115,8 @@ class CallerSequenceKept(InMemorySessionStore):
     """A sequence_number supplied by the caller is stored as given instead of being replaced."""
 
     BREAKS = ("SEQ-3",)
+    # kept caller numbers collide with assigned ones under concurrency
+    ALSO = (*HISTORY_RULES,)
 
     def _store_event(self, event: Event) -> Event:
         existing = self._event_ids.get(event.id)
@@ -102,6 +135,8 @@ class OneCounterForAllSessions(_CountingStore):
     session's numbers skip the ones other sessions took."""
 
     BREAKS = ("SEQ-4",)
+    # numbers shared across sessions break every per-session numbering check
+    ALSO = (*HISTORY_RULES, "BATCH-4", "FLUSH-3", "SEQ-1", "SES-4")
 
     def _take_number(self, session_id: str) -> int:
         return super()._take_number("")
@@ -111,6 +146,26 @@ class LatestSequenceIsNext(InMemorySessionStore):
     """get_latest_sequence returns the next number to assign instead of the last assigned one."""
 
     BREAKS = ("SEQ-2",)
+    # every check that reads get_latest_sequence sees one too many
+    ALSO = (
+        "BATCH-1",
+        "BATCH-2",
+        "BATCH-3",
+        "BATCH-4",
+        "CONC-1",
+        "CONC-2",
+        "DATA-3",
+        "FLUSH-1",
+        "FLUSH-2",
+        "FLUSH-3",
+        "FLUSH-4",
+        "FLUSH-5",
+        "IDEM-1",
+        "IDEM-3",
+        "PORT-2",
+        "SEQ-4",
+        "SES-4",
+    )
 
     def get_latest_sequence(self, session_id: str) -> int:
         return super().get_latest_sequence(session_id) + 1
@@ -121,6 +176,8 @@ class UnlockedCounter(_CountingStore):
     read-modify-write outside a transaction): concurrent appends get the same number."""
 
     BREAKS = ("SEQ-1",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3")
 
     def _take_number(self, session_id: str) -> int:
         current = self._counters.get(session_id, 0)
@@ -145,6 +202,8 @@ class CommittedOutOfOrder(_CountingStore):
     polling with after=cursor sees n+1 before n and skips n forever."""
 
     BREAKS = ("SEQ-5",)
+    # the race shows in whichever concurrent check it hits first
+    ALSO = (*HISTORY_RULES, "FLUSH-3")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)

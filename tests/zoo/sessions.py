@@ -22,6 +22,8 @@ class V07Store(InMemorySessionStore):
     """A v0.7-era store: no append_events, no flush."""
 
     BREAKS = ("PORT-1",)
+    # Without the v0.8 port the kit runs PORT-1 alone and skips the rest, saying why.
+    OTHERS_NOT_RUN = True
     append_events = None  # type: ignore[assignment]
     flush = None  # type: ignore[assignment]
 
@@ -33,6 +35,8 @@ class RawKeyError(InMemorySessionStore):
     """get_session lets the dict's KeyError escape for an unknown id."""
 
     BREAKS = ("SES-2", "PORT-3")
+    # the raw KeyError escapes from every check that reads an unknown session
+    ALSO = ("CONC-2", "DATA-3", "FLUSH-2", "FLUSH-3", "FLUSH-5", "SEQ-2", "SES-4")
 
     def get_session(self, session_id: str) -> Session:
         with self._lock:
@@ -43,6 +47,8 @@ class DeleteWithoutCascade(InMemorySessionStore):
     """delete_session removes only the session record; runs and events stay."""
 
     BREAKS = ("SES-4",)
+    # events and runs of deleted sessions stay visible to other checks
+    ALSO = ("CONC-2", "DATA-3", "FLUSH-3", "SEQ-1", "SEQ-2")
 
     def delete_session(self, session_id: str) -> None:
         with self._lock:
@@ -53,6 +59,8 @@ class DeleteKeepsCounter(InMemorySessionStore):
     """delete_session removes the events but numbering continues where it was."""
 
     BREAKS = ("SES-4",)
+    # appends after a delete continue the old numbering, also while readers watch it
+    ALSO = ("CONC-2", "IDEM-1", "SEQ-1")
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,6 +85,8 @@ class ListedById(InMemorySessionStore):
     """list_sessions orders by id instead of (created_at, id)."""
 
     BREAKS = ("SES-3",)
+    # listings in id order (random ids) differ wherever the order matters
+    ALSO = ("SES-5",)
 
     def list_sessions(self, **kwargs: Any) -> Any:
         limit, offset = kwargs.pop("limit", None), kwargs.pop("offset", None) or 0
@@ -99,6 +109,8 @@ class HidesSoftDeleted(InMemorySessionStore):
     """list_sessions hides sessions whose deleted_at is set."""
 
     BREAKS = ("SES-5",)
+    # the field-by-field round trip includes soft-deleted sessions
+    ALSO = ("DATA-1",)
 
     def list_sessions(self, **kwargs: Any) -> Any:
         return [s for s in super().list_sessions(**kwargs) if s.deleted_at is None]
@@ -108,6 +120,8 @@ class MergingSave(InMemorySessionStore):
     """save_session merges metadata into the stored record instead of replacing it."""
 
     BREAKS = ("SES-1",)
+    # the merge reads attributes of whatever it is given, so bad input raises a raw error
+    ALSO = ("PORT-3",)
 
     def save_session(self, session: Session) -> None:
         with self._lock:
@@ -123,6 +137,8 @@ class UnknownStatusIgnored(InMemorySessionStore):
     """An unknown status filter is ignored instead of rejected."""
 
     BREAKS = ("SES-3",)
+    # the store compares statuses without validating them and fails on bad input
+    ALSO = ("PORT-3",)
 
     def list_sessions(self, **kwargs: Any) -> Any:
         if kwargs.get("status") not in (None, *SessionStatus):

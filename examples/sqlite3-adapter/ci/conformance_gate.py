@@ -17,7 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from pytest_asm_contract._contract.rules import RULES_BY_ID, Scope
+from pytest_asm_contract import RULES, Scope
+
+RULES_BY_ID = {rule.id: rule for rule in RULES}
 
 
 def problems(report: dict[str, object], allowed_skips: set[str]) -> list[str]:

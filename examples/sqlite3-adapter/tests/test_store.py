@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_asm_contract._contract.model import Event, EventType, Session
+from pytest_asm_contract import Event, EventType, Session
 
 from asm_sqlite_store import SqliteSessionStore
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from pytest_asm_contract import rule
 from pytest_asm_contract._contract.model import ExecutionResult
-from pytest_asm_contract._faults.injection import fault_injector, sql_is_write
+from pytest_asm_contract._faults.policies import FailNthWrite
+from pytest_asm_contract._faults.sqlalchemy import sql_is_write
+from pytest_asm_contract._faults.targets import injector_for
 from pytest_asm_contract.suite._builders import a_run, a_session, sequences, some_events
 from reference_stores.sql import SqlSessionStore
-from tests.sql import broken
-from tests.sql.conftest import server_url
+from tests.stores.sql import broken
+from tests.stores.sql.conftest import server_url
+from tests.verdicts import run_kit
 
 #: broken store -> the server it runs on (None: the embedded SQLite default). Reserving numbers
 #: in a second transaction cannot even run on SQLite, where the first holds the write lock.
@@ -30,19 +31,11 @@ def test_broken_sql_store_fails_flush_3(pytester: pytest.Pytester, name: str) ->
     options = []
     if server is not None:
         options = [f"--asm-store-option=url={server_url(server)}", "--asm-store-option=isolated=1"]
-    result = pytester.runpytest(
-        f"--asm-store=tests.sql.broken:{name}",
-        *options,
-        "--asm-rules=FLUSH-3",
-        "--asm-report=report",
-        "-p",
-        "no:cacheprovider",
-        "-q",
+    result, verdicts = run_kit(
+        pytester, f"--asm-store=tests.stores.sql.broken:{name}", *options, "--asm-rules=FLUSH-3"
     )
-    report = json.loads((pytester.path / "report.json").read_text())
-    statuses = {r["id"]: r["status"] for r in report["rules"]}
     assert result.ret == 1
-    assert [r for r in store_class.BREAKS if statuses[r] != "failed"] == [], statuses
+    assert set(store_class.BREAKS) <= verdicts.failed, verdicts.statuses
 
 
 @pytest.mark.parametrize("name", list(BROKEN))
@@ -62,10 +55,10 @@ def test_broken_sql_store_works_while_nothing_fails(name: str) -> None:
 
 def test_the_hook_returns_the_engine_every_write_goes_through() -> None:
     with SqlSessionStore() as store:
-        injector = fault_injector(store)
+        injector = injector_for(store)
         assert injector is not None
         session = a_session()
-        with injector.counting() as plan:
+        with injector.armed(FailNthWrite.counting()) as plan:
             store.save_session(session)
             store.append_events(some_events(session, 3))
             store.delete_session(session.id)
@@ -80,9 +73,9 @@ def test_one_store_fault_hook_does_not_reach_another_on_the_same_engine(pg_url: 
         SqlSessionStore(pg_url, isolated=True) as first,
         SqlSessionStore(pg_url, isolated=True) as second,
     ):
-        injector = fault_injector(first)
+        injector = injector_for(first)
         assert injector is not None
-        with injector.failing_write(1) as plan:
+        with injector.armed(FailNthWrite(1)) as plan:
             second.save_session(a_session())
         assert not plan.fired and plan.writes_seen == 0
 

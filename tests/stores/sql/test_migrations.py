@@ -19,7 +19,7 @@ from reference_stores.sql import SqlSessionStore
 from reference_stores.sql.migrate import HEAD, current, downgrade, upgrade
 from reference_stores.sql.schema import COLUMNS, TABLES, tables_for, version_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _table_names(url: str) -> set[str]:

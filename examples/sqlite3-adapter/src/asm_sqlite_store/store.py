@@ -12,8 +12,8 @@ Design:
   with "database is locked" half-way through.
 - Each record is kept whole as the model's JSON (``model_dump_json``), which round-trips every
   field exactly; the columns next to it exist only to filter, order and enforce uniqueness.
-- Input checks come from the kit's validation helpers, so the store rejects exactly what
-  the contract says it must, with the contract's error codes.
+- Types, errors and input checks come from the kit (``pytest_asm_contract``), so the store
+  rejects exactly what the contract says it must, with the contract's error codes.
 """
 
 from __future__ import annotations
@@ -28,19 +28,18 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
-from pytest_asm_contract._contract.errors import ErrorCode, StoreError
-from pytest_asm_contract._contract.model import (
+from pytest_asm_contract import (
+    ErrorCode,
     Event,
+    EventQuery,
     EventType,
     ExecutionResult,
+    Page,
     Run,
     RunStatus,
     Session,
     SessionStatus,
-)
-from pytest_asm_contract._contract.validation import (
-    EventQuery,
-    Page,
+    StoreError,
     as_events,
     as_execution_result,
     as_run,

@@ -3,20 +3,40 @@ appended by the pipeline in batches, then one final flush."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from pytest_asm_contract._contract.model import ExecutionResult, RunStatus, SessionStatus
-from pytest_asm_contract._machine.base import Pipeline
-from pytest_asm_contract._machine.checks import StateChecks
+from pytest_asm_contract._contract.model import (
+    Event,
+    ExecutionResult,
+    Run,
+    RunStatus,
+    Session,
+    SessionStatus,
+)
+from pytest_asm_contract._machine.checks import check_state
 from pytest_asm_contract._machine.drawing import Drawing
 from pytest_asm_contract._machine.inputs import BAD_ELEMENTS, FINAL_RUN_STATUSES, ONE_IN_FOUR
+from pytest_asm_contract._machine.writes import append_batch, save_run, save_session
 
 
-class PipelineRules(StateChecks, Drawing):
+@dataclasses.dataclass
+class Pipeline:
+    """A run in progress: saved as running, its events appended in batches, flushed at the end."""
+
+    session: Session
+    run: Run
+    events: list[Event]
+
+
+class PipelineRules(Drawing):
     """A run in progress, step by step or in one step: running, batches, final flush."""
+
+    #: The run in progress of ``start_run``, ``pipeline_batch`` and ``finish_run``.
+    pipeline: Pipeline | None
 
     @precondition(lambda self: self.pipeline is None)
     @rule(data=st.data())
@@ -46,21 +66,21 @@ class PipelineRules(StateChecks, Drawing):
         if pipeline is None:
             return
         for _ in range(data.draw(st.integers(1, 3))):
-            self._check_state()
+            check_state(self.referee)
             self._pipeline_batch(data, pipeline)
-        self._check_state()
+        check_state(self.referee)
         self._finish_pipeline(data, pipeline)
 
     def _start_pipeline(self, data: st.DataObject) -> Pipeline | None:
         sid = self._session_id(data)
-        session = self.model.sessions.get(sid)
+        session = self.referee.model.sessions.get(sid)
         if session is None:
             session = self._session(data, session_id=sid)
-            if not self._act("_save_session", session):
+            if not self.referee.act(save_session, session):
                 return None
-            self._check_state()
+            check_state(self.referee)
         run = self._run(data, session_id=sid, status=RunStatus.RUNNING)
-        return Pipeline(session, run, []) if self._act("_save_run", run) else None
+        return Pipeline(session, run, []) if self.referee.act(save_run, run) else None
 
     def _pipeline_batch(self, data: st.DataObject, pipeline: Pipeline) -> None:
         batch: list[Any] = [
@@ -71,7 +91,7 @@ class PipelineRules(StateChecks, Drawing):
             # A corrupt event in the pipeline: the whole batch must be rejected (BATCH-3).
             bad = self._for_session(data.draw(BAD_ELEMENTS), pipeline.session.id)
             batch.insert(data.draw(st.integers(0, len(batch))), bad)
-        if self._act("_append_batch", batch, op_label="append_events (pipeline batch)"):
+        if self.referee.act(append_batch, batch, op_label="append_events (pipeline batch)"):
             pipeline.events.extend(batch)
 
     def _finish_pipeline(self, data: st.DataObject, pipeline: Pipeline) -> None:
@@ -89,5 +109,5 @@ class PipelineRules(StateChecks, Drawing):
         )
         session = pipeline.session.model_copy(update={"status": SessionStatus.COMPLETED})
         result = ExecutionResult(session=session, run=run, events=[*pipeline.events, *final])
-        if self._act("_flush", result, result):
-            self.coverage.hit("pipeline run finished (running, batches, flush)")
+        if self._flush(result, result):
+            self.referee.coverage.hit("pipeline run finished (running, batches, flush)")

@@ -7,8 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from pytest_asm_contract._contract.model import Event, ExecutionResult, Run, Session
-from pytest_asm_contract._machine import repro
+from pytest_asm_contract._contract.model import ExecutionResult, Session
 from pytest_asm_contract._machine.drawing import Drawing
 from pytest_asm_contract._machine.inputs import INVALID_EVENTS, INVALID_SESSIONS, NON_MODELS
 
@@ -45,7 +44,7 @@ class FlushRules(Drawing):
         payload: Any = result
         if data.draw(st.integers(0, 3)) == 0:
             payload = {"session": session, "run": run, "events": events}
-        self._act("_flush", payload, result)
+        self._flush(payload, result)
 
     @rule(data=st.data())
     def flush_invalid(self, data: st.DataObject) -> None:
@@ -106,53 +105,10 @@ class FlushRules(Drawing):
                 events=events,
                 provider_metadata={},
             )
-        self._act("_flush", payload, None)
+        self._flush(payload, None)
 
     @precondition(lambda self: self.last_flush is not None)
     @rule()
     def flush_again(self) -> None:
         """Flush exactly the last flushed result again (FLUSH-4)."""
-        self._act("_flush", self.last_flush, None, again=True)
-
-    def _flush(self, payload: Any, result: ExecutionResult | None, *, again: bool = False) -> bool:
-        parts = payload.__dict__ if isinstance(payload, ExecutionResult) else payload
-        session_ids: list[str] = []
-        run_ids: list[str] = []
-        if isinstance(parts, dict):
-            for key, target in (("session", session_ids), ("run", run_ids)):
-                part = parts.get(key)
-                if isinstance(part, Session | Run) and isinstance(part.id, str):
-                    target.append(part.id)
-            if isinstance(parts.get("run"), Run) and isinstance(parts["run"].session_id, str):
-                session_ids.append(parts["run"].session_id)
-            for event in parts.get("events") or ():
-                if isinstance(event, Event) and isinstance(event.session_id, str):
-                    session_ids.append(event.session_id)
-        self._begin_write("flush", "FLUSH-4" if again else "FLUSH-1", session_ids, run_ids)
-        events = list(result.events) if result is not None else []
-        if again and isinstance(parts, dict):
-            events = list(parts["events"])
-        self.last.inputs = {e.id: e for e in reversed(events) if isinstance(e, Event)}
-        outcome = self.model.flush(payload)
-        flushed = parts["events"] if outcome.succeeds and isinstance(parts, dict) else []
-        if outcome.succeeds:
-            for event, kind in zip(flushed, outcome.kinds, strict=True):
-                self.last.kinds.setdefault(event.id, kind)
-        code = repro.lazy_call("flush", payload)
-        value, error = self._call(lambda: self.store.flush(payload))
-        ok = self._settle(
-            outcome,
-            code,
-            value,
-            error,
-            op="flush",
-            ok_rule="FLUSH-4" if again else "FLUSH-1",
-            fail_rule="FLUSH-2",
-        )
-        if ok:
-            self._after_append(outcome, list(flushed))
-            self.coverage.hit("identical flush repeated" if again else "flush stored")
-            self.last_flush = payload
-        elif outcome.must_fail:
-            self.coverage.hit("invalid flush rejected")
-        return ok
+        self._flush(self.last_flush, None, again=True)

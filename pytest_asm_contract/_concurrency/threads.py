@@ -1,0 +1,120 @@
+"""Running callables in threads released together, with hang guards instead of sleeps.
+
+Every threaded check of the kit goes through :func:`run_threads`: the suite's races on one
+session, the history workloads and the threads inside worker processes. A barrier releases the
+threads together, so they contend from their first call; joins carry a generous guard that only
+a deadlocked store reaches.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Only a hung store reaches this; no check depends on how long anything takes.
+HANG_GUARD_S = 300.0
+
+
+class ThreadsFailed(AssertionError):
+    """A call raised in one or more threads; the first error is chained as the cause."""
+
+    def __init__(self, message: str, errors: list[tuple[str, BaseException, str]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class ThreadsHung(AssertionError):
+    """Threads had not finished after the hang guard (a deadlock in the store?)."""
+
+
+def run_threads(
+    work: Mapping[str, Callable[[], T]],
+    *,
+    together: bool = True,
+    guard: float = HANG_GUARD_S,
+) -> dict[str, T]:
+    """Run each callable in a thread of its own (named by its key); return the results by name.
+
+    ``together``: a barrier releases every thread at once. Raises ``ThreadsHung`` when a thread
+    outlives ``guard`` seconds and ``ThreadsFailed`` when any call raised.
+    """
+    barrier = threading.Barrier(len(work)) if together and work else None
+    results: dict[str, T] = {}
+    errors: list[tuple[str, BaseException, str]] = []
+    lock = threading.Lock()
+
+    def main(name: str, call: Callable[[], T]) -> None:
+        try:
+            if barrier is not None:
+                barrier.wait(guard)
+            result = call()
+        except BaseException as error:
+            if barrier is not None:
+                barrier.abort()
+            with lock:
+                errors.append((name, error, traceback.format_exc(limit=8)))
+            return
+        with lock:
+            results[name] = result
+
+    threads = [
+        threading.Thread(target=main, args=(name, call), name=f"asm-{name}", daemon=True)
+        for name, call in work.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(guard)
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    if hung:
+        raise ThreadsHung(
+            f"{len(hung)} of {len(threads)} threads had not finished after {guard:.0f}s "
+            f"(a deadlock in the store?): {', '.join(hung[:5])}"
+        )
+    real = [e for e in errors if not isinstance(e[1], threading.BrokenBarrierError)] or errors
+    if real:
+        name, error, _ = real[0]
+        raise ThreadsFailed(
+            f"{len(real)} of {len(threads)} concurrent threads failed; first ({name}): "
+            f"{type(error).__name__}: {error}",
+            real,
+        ) from error
+    return results
+
+
+class Countdown:
+    """Set once ``count`` parties have called :meth:`done`; readers keep reading until then."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self.finished = threading.Event()
+        if count <= 0:
+            self.finished.set()
+
+    def done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left <= 0:
+                self.finished.set()
+
+
+def run_indexed(count: int, work: Callable[[int], T], *, guard: float = HANG_GUARD_S) -> list[T]:
+    """``work(0) .. work(count - 1)`` in threads released together; the results in index order."""
+    results = run_threads({f"t{i}": functools.partial(work, i) for i in range(count)}, guard=guard)
+    return [results[f"t{i}"] for i in range(count)]
+
+
+__all__ = [
+    "HANG_GUARD_S",
+    "Countdown",
+    "ThreadsFailed",
+    "ThreadsHung",
+    "run_indexed",
+    "run_threads",
+]

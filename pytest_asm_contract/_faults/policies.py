@@ -1,0 +1,155 @@
+"""The two fault policies: fail the k-th write (FLUSH-3), or lose replies (ambiguous failures).
+
+Both work over the same targets (``targets.py``): a target asks its policy before each write and
+after each write took effect, and raises its backend's own error when the policy answers with a
+message. A policy never raises itself and never waits, so it cannot change a store's timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Literal
+
+#: Every injected failure says this, so a test can tell it from a real one in a cause chain.
+FAULT_MARKER = "fault injected by pytest-asm-contract"
+AMBIGUITY_MARKER = "ambiguous failure injected by pytest-asm-contract"
+#: A call is failed at most this many times, so every call completes within a few attempts.
+MAX_INJECTED_PER_CALL = 2
+
+When = Literal["before", "after"]
+
+
+class FailNthWrite:
+    """Fail the ``fail_at``-th write seen from now on, once.
+
+    ``when="before"``: the write never reaches the backend (FLUSH-3: nothing of the operation
+    may then be visible). ``when="after"``: the write took effect and its reply is lost.
+    """
+
+    def __init__(self, fail_at: int, *, when: When = "before") -> None:
+        if fail_at < 1:
+            raise ValueError("fail_at counts from 1")
+        self.fail_at = fail_at
+        self.when: When = when
+        self.writes_seen = 0
+        self.fired_on: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def counting(cls) -> FailNthWrite:
+        """A policy that only counts the writes it is asked about."""
+        return cls(2**62)
+
+    @property
+    def fired(self) -> bool:
+        return self.fired_on is not None
+
+    def _count(self, what: str) -> str | None:
+        with self._lock:
+            self.writes_seen += 1
+            if self.writes_seen != self.fail_at or self.fired_on is not None:
+                return None
+            self.fired_on = what
+        return f"{FAULT_MARKER}: write #{self.fail_at} failed ({what[:80]})"
+
+    def before_write(self, what: str) -> str | None:
+        return self._count(what) if self.when == "before" else None
+
+    def after_write(self, what: str) -> str | None:
+        return self._count(what) if self.when == "after" else None
+
+
+# -- which client call a write belongs to ----------------------------------------------------
+_context = threading.local()
+
+
+def current_attempt() -> tuple[str | None, int]:
+    """The client call (its key) and attempt number the running thread works for."""
+    return getattr(_context, "key", None), getattr(_context, "attempt", 0)
+
+
+@contextlib.contextmanager
+def attempt_of(key: str, attempt: int) -> Iterator[None]:
+    """Within the block, writes on this thread belong to attempt ``attempt`` of call ``key``."""
+    previous = current_attempt()
+    _context.key, _context.attempt = key, attempt
+    try:
+        yield
+    finally:
+        _context.key, _context.attempt = previous
+
+
+def seeded_choice(seed: int, *parts: object) -> random.Random:
+    """A generator fixed by the run's seed and the parts that name one decision."""
+    return random.Random(":".join(map(str, (seed, *parts))))
+
+
+class LostReplies:
+    """Lose the replies of writes that took effect, for a seeded share of the client's calls.
+
+    Each write made on behalf of a client call (:func:`attempt_of`) loses its reply with
+    probability ``rate``, decided by the seed, the call's key, its attempt and the write's
+    position in it, never by timing; at most ``MAX_INJECTED_PER_CALL`` times per call.
+    Writes outside any call pass untouched.
+    """
+
+    def __init__(self, seed: int, rate: float = 0.25) -> None:
+        self._seed = seed
+        self._rate = rate
+        self._lock = threading.Lock()
+        self._seen: Counter[tuple[str, int]] = Counter()
+        self._per_key: Counter[str] = Counter()
+        self.injected = 0
+
+    def before_write(self, what: str) -> str | None:
+        return None
+
+    def after_write(self, what: str) -> str | None:
+        key, attempt = current_attempt()
+        if key is None:
+            return None
+        with self._lock:
+            self._seen[(key, attempt)] += 1
+            nth = self._seen[(key, attempt)]
+            if self._per_key[key] >= MAX_INJECTED_PER_CALL:
+                return None
+            if seeded_choice(self._seed, key, attempt, nth).random() >= self._rate:
+                return None
+            self._per_key[key] += 1
+            self.injected += 1
+        return f"{AMBIGUITY_MARKER}: {what[:80]} took effect, the reply was lost"
+
+
+def chain_mentions(error: BaseException | None, marker: str) -> bool:
+    """Whether ``error``, or an exception it chains, says ``marker``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if marker in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def is_injected(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an exception it chains) is a write failed by ``FailNthWrite``."""
+    return chain_mentions(error, FAULT_MARKER)
+
+
+__all__ = [
+    "AMBIGUITY_MARKER",
+    "FAULT_MARKER",
+    "MAX_INJECTED_PER_CALL",
+    "FailNthWrite",
+    "LostReplies",
+    "When",
+    "attempt_of",
+    "chain_mentions",
+    "current_attempt",
+    "is_injected",
+    "seeded_choice",
+]
