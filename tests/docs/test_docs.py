@@ -181,7 +181,7 @@ def test_shell_commands_are_in_console_blocks() -> None:
     ]
     assert not problems, (
         "shell commands go in ```console blocks, one `$ ` line per command, so that "
-        "tests/test_docs.py runs them:\n  " + "\n  ".join(problems)
+        "tests/docs/test_docs.py runs them:\n  " + "\n  ".join(problems)
     )
     converted = sorted(NOT_YET_CONVERTED - set(found))
     assert not converted, (

@@ -2,7 +2,7 @@
 
 Their bugs need calls that overlap in time, or a retry after an ambiguous failure, to show; the
 history checker (``pytest_asm_contract._concurrency.checking``) finds each of them, and
-``tests/test_histories.py`` asserts which check does. Short pauses in some of them widen the
+``tests/kit/test_histories.py`` asserts which check does. Short pauses in some of them widen the
 window the bug needs.
 """
 

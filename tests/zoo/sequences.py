@@ -2,7 +2,7 @@
 
 Each one passes a single call of every operation; it takes a particular order of calls (a delete
 then an append, a failed batch then a flush, a run completed then another started...) to expose
-it. The state machine alone must catch every one of them (``tests/test_stateful.py``).
+it. The state machine alone must catch every one of them (``tests/plugin/test_stateful.py``).
 """
 
 from __future__ import annotations
