@@ -12,7 +12,7 @@ from pytest_asm_contract._contract.errors import STORAGE_CODES, ErrorCode, Store
 from pytest_asm_contract._faults.botocore import RequestCounter, failing_write
 from reference_stores.fs import SEGMENT, FileSystemArtifactStore, encode_key
 from reference_stores.s3 import S3ArtifactStore
-from tests.s3.conftest import BUCKET
+from tests.stores.s3.conftest import BUCKET
 
 HOSTILE_KEYS = [
     "a",

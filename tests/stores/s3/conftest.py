@@ -47,18 +47,25 @@ def _serve(serialize: bool) -> Iterator[str]:
 _SESSION: list[Any] = []
 
 
-def make_client(endpoint: str, *, retries: bool = True) -> Any:
+def make_client(endpoint: str, *, retries: bool = True, timeout: float | None = None) -> Any:
     """A new S3 client for ``endpoint`` (clients from one boto3 session build fast).
 
     ``retries=False``: one attempt per request. A retry of a conditional create whose first
     attempt took effect reports a conflict, which a race test would read as a lost race.
+    ``timeout``: seconds to wait for a connection and for each read (botocore's default is 60),
+    for a test whose own hang guard must fire first.
     """
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
     if not _SESSION:
         _SESSION.append(boto3.session.Session())
-    config = None if retries else Config(retries={"total_max_attempts": 1})
+    options: dict[str, Any] = {}
+    if not retries:
+        options["retries"] = {"total_max_attempts": 1}
+    if timeout is not None:
+        options.update(connect_timeout=timeout, read_timeout=timeout)
+    config = Config(**options) if options else None
     return _SESSION[0].client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
 
 

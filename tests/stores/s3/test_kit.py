@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_asm_contract import Scope
-from tests.s3.conftest import BUCKET
+from tests.stores.s3.conftest import BUCKET
 from tests.verdicts import may_skip_for, run_kit
 
 

@@ -20,7 +20,7 @@ from pytest_asm_contract._faults.botocore import RequestCounter
 from reference_stores.s3 import S3SessionStore
 from reference_stores.s3._log import SessionState
 from reference_stores.s3.session_store import Claim, Plan
-from tests.s3.conftest import BUCKET
+from tests.stores.s3.conftest import BUCKET
 
 Factory = Callable[..., S3SessionStore]
 
