@@ -64,11 +64,12 @@ class Verdicts:
 
 def may_skip(store: object) -> set[str]:
     """The rules a correct store is allowed to skip: those of capabilities it does not declare,
-    and FLUSH-3 when it has no fault hook (nor ``shared_backend``, for killed writers)."""
+    and FLUSH-3 and BATCH-6 when it has no fault hook (nor ``shared_backend``, for killed writers;
+    a store on a driver the kit intercepts runs them anyway)."""
     declared = declared_capabilities(store)
     skips = {r.id for r in RULES if r.capability and r.capability not in declared}
     if fault_targets(store) is None and "shared_backend" not in declared:
-        skips.add("FLUSH-3")
+        skips |= {"FLUSH-3", "BATCH-6"}
     return skips
 
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pytest_asm_contract._concurrency.formatting import numbers_text, result_text
+from pytest_asm_contract._concurrency.formatting import first_defect, numbers_text, result_text
 from pytest_asm_contract._concurrency.ordering import INF, SessionOrder, Unit
 from pytest_asm_contract._concurrency.recording import AttemptError, Call, History, Op
 from pytest_asm_contract._concurrency.violations import Violation
@@ -141,7 +141,7 @@ class _Checker:
                     "CONC-1",
                     "final-numbers",
                     f"session {session_id!r} ends with sequence numbers {numbers_text(numbers)}, "
-                    f"not exactly 1..{len(log)}",
+                    f"not exactly 1..{len(log)}: {first_defect(numbers)}",
                 )
             for event in log:
                 where[event.id].append(event)
@@ -273,7 +273,7 @@ class _Checker:
             self.add(
                 "CONC-1",
                 "wrong-result",
-                f"for {given.id!r} the caller got {got!r:.200}",
+                f"for {given.id!r} the caller got {got!r}",
                 call,
             )
             return

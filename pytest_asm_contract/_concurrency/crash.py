@@ -43,6 +43,9 @@ COMMIT_GUARD_S = 120.0
 #: How many writer processes are started ahead of their round.
 PREFETCH = 3
 
+#: The kind of commit each round kills the writer in, round after round.
+TARGET_KINDS = ("flush", "batch", "flush", "batch", "append")
+
 
 class CrashSetupError(RuntimeError):
     """The crash scenario could not be set up (the writer failed on its own or hung)."""
@@ -167,7 +170,9 @@ class CrashRounds:
 
     def _round(self, number: int, writer: _Writer) -> RoundReport:
         commits = writer.commits
-        wanted = "flush" if number % 2 == 0 else self.rng.choice(("batch", "append"))
+        # Flushes and batches over two sessions, where a per-session commit shows, in turns; a
+        # single append (one write in any store) now and then.
+        wanted = TARGET_KINDS[number % len(TARGET_KINDS)]
         candidates = [c.index for c in commits[2 : self.commits - 2] if c.kind == wanted]
         target = self.rng.choice(candidates or list(range(2, self.commits - 2)))
         fraction = self.rng.random()

@@ -5,7 +5,7 @@ nothing of the commits that never began; each session's numbers exactly 1..n, th
 before the crash unchanged, get_latest_sequence equal to n; and the store accepts new writes:
 retrying the commit that was in flight stores nothing twice and returns the events as stored,
 and further appends continue at n+1. A commit stored in part breaks FLUSH-3 for a flush and
-BATCH-3 for a batch.
+BATCH-6 for a batch.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pytest_asm_contract._concurrency.crash_plans import (
 from pytest_asm_contract._concurrency.plans import T0
 from pytest_asm_contract._concurrency.recording import describe_error
 from pytest_asm_contract._contract.model import Event, EventType, Session
+from pytest_asm_contract._machine.values import difference_text
 
 
 class Ledger:
@@ -85,7 +86,7 @@ class Ledger:
         stored = {e.id: e for log in logs.values() for e in log}
         versions = dict(self.versions)
         for commit in commits:
-            rule = "FLUSH-3" if commit.kind == "flush" else "BATCH-3"
+            rule = "FLUSH-3" if commit.kind == "flush" else "BATCH-6"
             present = [i for i in commit.ids if i in stored]
             whole = len(present) == len(commit.ids)
             began, acked = commit.index in begun, commit.index in done
@@ -128,7 +129,7 @@ class Ledger:
                 report.problems.append(
                     Problem(
                         "FLUSH-3",
-                        f"session {session_id!r} reads back as {got!r:.160}, but the last flush "
+                        f"session {session_id!r} reads back as {got!r}, but the last flush "
                         f"stored whole saved {expected.metadata}",
                     )
                 )
@@ -171,7 +172,7 @@ class Ledger:
                 Problem(
                     "FLUSH-3",
                     f"flush {commit.index} ({state}): its events are stored but its run reads back "
-                    f"as {got!r:.120}",
+                    f"otherwise: {difference_text(run, got)}",
                 )
             )
         if not whole and got is not None:

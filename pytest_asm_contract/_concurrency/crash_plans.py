@@ -81,7 +81,7 @@ def session_version(session_id: str, version: str) -> Session:
 def plan_round(
     seed: int, tag: str, number: int, sessions: Sequence[str], count: int
 ) -> list[Commit]:
-    """The commits of one writer: flushes, batches (some over two sessions) and appends."""
+    """The commits of one writer: flushes, batches over two sessions and appends."""
     rng = random.Random(f"{seed}:{tag}:round:{number}")
     commits: list[Commit] = []
     for index in range(count):
@@ -103,7 +103,8 @@ def plan_round(
             )
             commits.append(Commit(index, kind, events, result))
         elif kind == "batch":
-            other = rng.choice(sessions)
+            # Always two sessions: a store committing a batch per session shows it here.
+            other = rng.choice([s for s in sessions if s != session_id] or list(sessions))
             size = rng.randint(2, 8)
             events = tuple(event(i, session_id if i % 3 else other) for i in range(size))
             commits.append(Commit(index, kind, events))

@@ -58,30 +58,80 @@ def format_call(call: Call, origin: int = 0) -> str:
 def format_report(
     history: History, violations: Sequence[Violation], replay: str | None = None
 ) -> str:
-    """The failure text: each violation with its calls, then the seed and how to replay."""
+    """The failure text: each violation with its calls, then how to replay the run.
+
+    One seed only: the replay command carries the run's seed, from which this history's own is
+    derived; without a command the history's seed is printed instead.
+    """
     origin = history.origin
     total = sum(1 + v.omitted for v in violations)
     rules = ", ".join(violated_rules(violations))
+    seed = "" if replay else f"; seed {history.seed}"
     lines = [
         f"{total} violation(s) of {rules} in a history of {len(history.calls)} calls "
-        f"({history.description}; seed {history.seed}); times in ms from the first call:"
+        f"({history.description}{seed}); times in ms from the first call:"
     ]
     for number, violation in enumerate(violations, 1):
         lines.append(f"{number}. {violation.rule} [{violation.kind}] {violation.message}")
         lines.extend("     " + format_call(call, origin) for call in violation.calls)
         if violation.omitted:
             lines.append(f"     ... and {violation.omitted} more like it")
-    lines.append(f"seed: {history.seed}")
     if replay:
         lines.append(f"replay: {replay}")
     return "\n".join(lines)
 
 
+#: Beyond this many runs, a list of numbers shows its first runs only (the first defect among
+#: them) and says how many runs follow.
+MAX_RUNS_SHOWN = 12
+
+
 def numbers_text(numbers: Sequence[int | None]) -> str:
-    """A list of sequence numbers, its middle elided when long."""
-    if len(numbers) <= 12:
-        return str(list(numbers))
-    return f"[{', '.join(map(str, numbers[:6]))}, ..., {', '.join(map(str, numbers[-3:]))}]"
+    """A list of sequence numbers, exactly: consecutive numbers as ``a..b``, so that a gap or a
+    repeat stands out however long the list (``[1..2, 1, 4..68]``)."""
+    runs: list[str] = []
+    start = 0
+    for index in range(1, len(numbers) + 1):
+        previous, current = numbers[index - 1], numbers[index] if index < len(numbers) else None
+        if current is not None and previous is not None and current == previous + 1:
+            continue
+        first, last = numbers[start], numbers[index - 1]
+        length = index - start
+        if length >= 3:
+            runs.append(f"{first}..{last}")
+        else:
+            runs.extend(str(n) for n in numbers[start:index])
+        start = index
+    if len(runs) > MAX_RUNS_SHOWN:
+        rest = len(runs) - MAX_RUNS_SHOWN
+        runs = [*runs[:MAX_RUNS_SHOWN], f"... {rest} more runs, {len(numbers)} numbers in all"]
+    return f"[{', '.join(runs)}]"
 
 
-__all__ = ["format_call", "format_report", "ids_text", "numbers_text", "result_text"]
+def first_defect(numbers: Sequence[int | None]) -> str:
+    """Where a log's numbers first stop being 1, 2, 3, ...: the position, what is there and what
+    comes before it ("" when they never do)."""
+    for position, number in enumerate(numbers, 1):
+        if number == position:
+            continue
+        before = numbers[position - 2] if position > 1 else None
+        if number is not None and before is not None and number <= before:
+            kind = "a repeat" if number in numbers[: position - 1] else "out of order"
+        elif number is not None and number > position:
+            kind = "a gap"
+        else:
+            kind = "a wrong number"
+        context = f"after {before}" if before is not None else "first"
+        return f"position {position} holds {number} ({context}; {kind}, expected {position})"
+    return ""
+
+
+__all__ = [
+    "MAX_RUNS_SHOWN",
+    "first_defect",
+    "format_call",
+    "format_report",
+    "ids_text",
+    "numbers_text",
+    "result_text",
+]

@@ -104,8 +104,8 @@ class Call:
 def describe_error(error: BaseException) -> tuple[str, str | None]:
     """A one-line description of ``error`` and its contract code (None for a raw exception)."""
     if isinstance(error, StoreError):
-        return f"StoreError({error.code.value}): {error.message}"[:300], error.code.value
-    return f"{type(error).__module__}.{type(error).__name__}: {error}"[:300], None
+        return f"StoreError({error.code.value}): {error.message}", error.code.value
+    return f"{type(error).__module__}.{type(error).__name__}: {error}", None
 
 
 class Recorder:

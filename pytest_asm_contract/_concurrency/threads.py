@@ -4,20 +4,62 @@ Every threaded check of the kit goes through :func:`run_threads`: the suite's ra
 session, the history workloads and the threads inside worker processes. A barrier releases the
 threads together, so they contend from their first call; joins carry a generous guard that only
 a deadlocked store reaches.
+
+While the threads run, CPython switches between them far more often than it does by default
+(:class:`SwitchInterval`): at the default 5 ms a thread finishes a short critical section long
+before the interpreter interrupts it, so a store that forgot its lock would pass most runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
 
 #: Only a hung store reaches this; no check depends on how long anything takes.
 HANG_GUARD_S = 300.0
+#: How often (seconds) CPython switches threads while racing threads run: often enough that an
+#: unguarded read-then-write of a few Python lines is interrupted in nearly every run.
+RACE_SWITCH_INTERVAL_S = 1e-6
+
+
+class SwitchInterval:
+    """``sys.setswitchinterval`` for as long as any racing threads run, shared by overlapping runs.
+
+    The interval is process-wide, and ``run_threads`` calls overlap (a workload's threads inside
+    a check's threads, several checks under a thread-pool runner): the first run to enter sets
+    it, the last one to leave restores the value found by the first, even when a run fails.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = 0.0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(self.interval)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    sys.setswitchinterval(self._saved)
+
+
+RACING = SwitchInterval(RACE_SWITCH_INTERVAL_S)
 
 
 class ThreadsFailed(AssertionError):
@@ -66,10 +108,11 @@ def run_threads(
         threading.Thread(target=main, args=(name, call), name=f"asm-{name}", daemon=True)
         for name, call in work.items()
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(guard)
+    with RACING.active():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(guard)
     hung = [thread.name for thread in threads if thread.is_alive()]
     if hung:
         raise ThreadsHung(
@@ -112,7 +155,10 @@ def run_indexed(count: int, work: Callable[[int], T], *, guard: float = HANG_GUA
 
 __all__ = [
     "HANG_GUARD_S",
+    "RACE_SWITCH_INTERVAL_S",
+    "RACING",
     "Countdown",
+    "SwitchInterval",
     "ThreadsFailed",
     "ThreadsHung",
     "run_indexed",

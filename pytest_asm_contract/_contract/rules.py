@@ -32,6 +32,8 @@ class Rule:
     hints: tuple[str, ...] = ()
     capability: str | None = None
     scope: Scope = Scope.SESSION_STORE
+    #: A rule this kit adds to the contract's (docs/rules.md says so).
+    extension: bool = False
 
     @property
     def group(self) -> str:
@@ -277,6 +279,17 @@ RULES: tuple[Rule, ...] = (
         ("appending a batch one event at a time, each under its own lock",),
     ),
     Rule(
+        "BATCH-6",
+        "A backend failure or a crashed writer in the middle of append_events leaves all of "
+        "the batch's new events stored or none of them, in every session the batch touches "
+        "(an extension of this kit: the contract states it for flush, FLUSH-3).",
+        (
+            "one transaction (or script) per session of a mixed batch",
+            "storing the events one by one",
+        ),
+        extension=True,
+    ),
+    Rule(
         "FLUSH-1",
         "Persists session, run and events as one atomic step; afterwards all three read "
         "back, the events in order with sequence numbers.",
@@ -404,6 +417,90 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
+
+#: The rules everything else builds on, checked first, in this order: a store that hides
+#: soft-deleted sessions, loses data in the round trip, numbers events wrongly or cannot read back
+#: what it stored fails most other checks for the same reason.
+FOUNDATIONS: tuple[str, ...] = (
+    "SES-5",
+    "DATA-1",
+    "SES-1",
+    "SES-2",
+    "RUN-1",
+    "SEQ-1",
+    "SEQ-2",
+    "EVT-1",
+    "EVT-2",
+)
+#: What each foundation builds on: every record carries a soft-delete marker (SES-5), every
+#: later check compares what it reads with what it wrote (DATA-1), and appending and reading
+#: events build on numbering (SEQ-1).
+_FOUNDATION_PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "SES-5": (),
+    "DATA-1": ("SES-5",),
+    "SES-1": ("SES-5", "DATA-1"),
+    "SES-2": ("SES-5", "DATA-1"),
+    "RUN-1": ("SES-5", "DATA-1"),
+    "SEQ-1": ("SES-5", "DATA-1"),
+    "SEQ-2": ("SES-5", "DATA-1", "SEQ-1"),
+    "EVT-1": ("SES-5", "DATA-1", "SEQ-1"),
+    "EVT-2": ("SES-5", "DATA-1", "SEQ-1"),
+}
+#: What the concurrent checks build on beyond the foundations: a single batch, a single flush
+#: and a single repeated id must work before their concurrent variants can say anything.
+_SINGLE_CALLS: tuple[str, ...] = ("IDEM-1", "BATCH-1", "BATCH-4", "FLUSH-1")
+#: The order the concurrent checks run in: the plainest races first.
+CONCURRENT_ORDER: tuple[str, ...] = (
+    "CONC-1",
+    "CONC-2",
+    "PORT-2",
+    "SEQ-5",
+    "IDEM-4",
+    "BATCH-5",
+    "FLUSH-5",
+    "FLUSH-3",
+    "BATCH-6",
+    "CONC-3",
+)
+#: Checked on several threads, processes or failures at once.
+CONCURRENT: frozenset[str] = frozenset(CONCURRENT_ORDER)
+#: The order rule groups run in, so a red run leads with its root cause.
+GROUP_ORDER: tuple[str, ...] = (
+    "PORT",
+    "SES",
+    "RUN",
+    "EVT",
+    "SEQ",
+    "IDEM",
+    "BATCH",
+    "FLUSH",
+    "POLL",
+    "DATA",
+    "CONC",
+)
+
+
+def prerequisites(rule_id: str) -> frozenset[str]:
+    """The rules a check of ``rule_id`` builds on: when one of them failed, the check says so
+    ("not run: fix SEQ-1 first") instead of failing for the same reason."""
+    if rule_id == "PORT-1" or get_rule(rule_id).scope is not Scope.SESSION_STORE:
+        return frozenset()
+    if rule_id in FOUNDATIONS:
+        return frozenset(_FOUNDATION_PREREQUISITES[rule_id])
+    if rule_id in CONCURRENT:
+        return frozenset(FOUNDATIONS + _SINGLE_CALLS)
+    return frozenset(FOUNDATIONS)
+
+
+def tier(rule_id: str) -> int:
+    """When a rule's checks run: the port and what every record is (tier 0), the other
+    foundations, single calls, then concurrency and failures (generated workloads come last,
+    see the ``rule`` mark)."""
+    if rule_id in ("PORT-1", "SES-5", "DATA-1"):
+        return 0
+    if rule_id in FOUNDATIONS:
+        return 1
+    return 3 if rule_id in CONCURRENT else 2
 
 
 def get_rule(rule_id: str) -> Rule:

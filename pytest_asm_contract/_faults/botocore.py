@@ -67,6 +67,8 @@ def _error(kind: ErrorKind, operation: str, message: str) -> Exception:
 class BotocoreTarget:
     """Fails the writes one botocore client makes where the armed policy says."""
 
+    kind = "botocore client"
+
     def __init__(self, client: Any, *, error: ErrorKind = "internal") -> None:
         if not is_client(client):
             raise TypeError(f"{type(client).__name__} is not a botocore client")

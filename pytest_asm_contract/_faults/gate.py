@@ -68,6 +68,8 @@ class FaultGate:
 class GateTarget:
     """The kit's side of a ``FaultGate``: raises ``BackendFault`` where the policy says."""
 
+    kind = "FaultGate"
+
     def __init__(self, gate: FaultGate) -> None:
         self._gate = gate
 

@@ -12,7 +12,9 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pytest_asm_contract._faults.protocols import Policy
 
 #: Every injected failure says this, so a test can tell it from a real one in a cause chain.
 FAULT_MARKER = "fault injected by pytest-asm-contract"
@@ -21,6 +23,7 @@ AMBIGUITY_MARKER = "ambiguous failure injected by pytest-asm-contract"
 MAX_INJECTED_PER_CALL = 2
 
 When = Literal["before", "after"]
+P = TypeVar("P", bound=Policy)
 
 
 class FailNthWrite:
@@ -61,6 +64,34 @@ class FailNthWrite:
 
     def after_write(self, what: str) -> str | None:
         return self._count(what) if self.when == "after" else None
+
+
+class Relay:
+    """Hands each question to the policy of the moment; with none, every write passes.
+
+    For targets that stay armed across several steps of a check (the driver targets, whose
+    sqlite3 connections are only seen when opened while armed): each step swaps the policy.
+    """
+
+    def __init__(self) -> None:
+        self._policy: Policy | None = None
+
+    @contextlib.contextmanager
+    def using(self, policy: P) -> Iterator[P]:
+        """Within the block, ``policy`` answers."""
+        previous, self._policy = self._policy, policy
+        try:
+            yield policy
+        finally:
+            self._policy = previous
+
+    def before_write(self, what: str) -> str | None:
+        policy = self._policy
+        return None if policy is None else policy.before_write(what)
+
+    def after_write(self, what: str) -> str | None:
+        policy = self._policy
+        return None if policy is None else policy.after_write(what)
 
 
 # -- which client call a write belongs to ----------------------------------------------------
@@ -146,6 +177,7 @@ __all__ = [
     "MAX_INJECTED_PER_CALL",
     "FailNthWrite",
     "LostReplies",
+    "Relay",
     "When",
     "attempt_of",
     "chain_mentions",

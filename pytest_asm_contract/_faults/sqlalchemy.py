@@ -26,20 +26,26 @@ _COMMENT = re.compile(r"(--[^\n]*\n|/\*.*?\*/|\s+)", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-def sql_is_write(statement: str) -> bool:
-    """Whether a SQL statement writes (a data-modifying ``WITH`` counts as a write)."""
+def _without_leading_comments(statement: str) -> str:
     text = statement.lstrip()
     while True:
         stripped = _COMMENT.match(text)
         if not stripped:
-            break
+            return text
         text = text[stripped.end() :]
-    match = _WORD.match(text)
-    if match is None:
-        return False
-    verb = match.group(0).upper()
+
+
+def sql_verb(statement: str) -> str:
+    """A statement's first keyword, upper-cased, after comments ("" when there is none)."""
+    match = _WORD.match(_without_leading_comments(statement))
+    return "" if match is None else match.group(0).upper()
+
+
+def sql_is_write(statement: str) -> bool:
+    """Whether a SQL statement writes (a data-modifying ``WITH`` counts as a write)."""
+    verb = sql_verb(statement)
     if verb == "WITH":
-        words = {w.upper() for w in _WORD.findall(text)}
+        words = {w.upper() for w in _WORD.findall(_without_leading_comments(statement))}
         return bool(words & SQL_WRITE_VERBS)
     return verb in SQL_WRITE_VERBS
 
@@ -51,6 +57,8 @@ def is_engine(target: object) -> bool:
 
 class SqlAlchemyTarget:
     """Fails the writes of one engine where the armed policy says."""
+
+    kind = "SQLAlchemy Engine"
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
@@ -87,4 +95,4 @@ class SqlAlchemyTarget:
             self._event.remove(self._engine, name, listener)
 
 
-__all__ = ["SQL_WRITE_VERBS", "SqlAlchemyTarget", "is_engine", "sql_is_write"]
+__all__ = ["SQL_WRITE_VERBS", "SqlAlchemyTarget", "is_engine", "sql_is_write", "sql_verb"]

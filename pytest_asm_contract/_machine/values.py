@@ -55,6 +55,17 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+def difference_text(expected: Any, actual: Any) -> str:
+    """How ``actual`` differs from ``expected``, for a failure message: the first differing
+    field with both values whole, or both values whole when they are not records of one type.
+    Never cut: the part that differs is the part a reader needs."""
+    if isinstance(expected, BaseModel) and type(actual) is type(expected):
+        found = exact_difference(expected, actual)
+        if found:
+            return found
+    return f"expected {expected!r}, got {actual!r}"
+
+
 def exact_difference(expected: Any, actual: Any, path: str = "") -> str | None:
     """Where ``actual`` differs from ``expected``, or None when they are exactly the same.
 
@@ -88,19 +99,21 @@ def exact_difference(expected: Any, actual: Any, path: str = "") -> str | None:
         same = isinstance(actual, str) and str(actual) == str(expected)
     elif isinstance(expected, dict):
         if not isinstance(actual, dict):
-            return f"{label}: expected a dict, got {actual!r:.80}"
+            return f"{label}: expected a dict, got {_shown(actual)}"
         if set(expected) != set(actual):
             missing = [k for k in expected if k not in actual]
             extra = [k for k in actual if k not in expected]
-            return f"{label}: keys differ (missing {missing!r:.80}, unexpected {extra!r:.80})"
+            return f"{label}: keys differ (missing {missing!r}, unexpected {extra!r})"
         for key in expected:
             found = exact_difference(expected[key], actual[key], f"{path}[{key!r}]")
             if found:
                 return found
         return None
     elif isinstance(expected, list):
-        if not isinstance(actual, list) or len(actual) != len(expected):
-            return f"{label}: expected {len(expected)} items, got {actual!r:.120}"
+        if not isinstance(actual, list):
+            return f"{label}: expected a list, got {_shown(actual)}"
+        if len(actual) != len(expected):
+            return f"{label}: expected {len(expected)} items, got {len(actual)}: {_shown(actual)}"
         for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
             found = exact_difference(want, got, f"{path}[{index}]")
             if found:
@@ -110,7 +123,39 @@ def exact_difference(expected: Any, actual: Any, path: str = "") -> str | None:
         same = expected == actual
     if same:
         return None
-    return f"{label}: expected {expected!r:.120}, got {actual!r:.120}"
+    if isinstance(expected, str) and isinstance(actual, str):
+        return f"{label}: {_text_difference(expected, actual)}"
+    return f"{label}: expected {_shown(expected)}, got {_shown(actual)}"
+
+
+#: Values longer than this (the kit writes megabyte strings to probe limits) show their length,
+#: their start and their end; shorter ones show whole.
+LONG_REPR = 400
+#: Characters shown either side of the first difference between two long strings.
+CONTEXT = 40
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= LONG_REPR:
+        return text
+    return f"{text[:CONTEXT]}...{text[-CONTEXT:]} ({type(value).__name__}, {len(text)} characters)"
+
+
+def _text_difference(expected: str, actual: str) -> str:
+    """Two strings side by side, around their first difference when they are long."""
+    if len(repr(expected)) + len(repr(actual)) <= LONG_REPR:
+        return f"expected {expected!r}, got {actual!r}"
+    at = next(
+        (i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b),
+        min(len(expected), len(actual)),
+    )
+    start = max(0, at - CONTEXT)
+    return (
+        f"first difference at character {at} (lengths {len(expected)} and {len(actual)}): "
+        f"expected ...{expected[start : at + CONTEXT]!r}..., "
+        f"got ...{actual[start : at + CONTEXT]!r}..."
+    )
 
 
 def _same_json(a: BaseModel, b: BaseModel) -> bool:

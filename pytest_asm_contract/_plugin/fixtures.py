@@ -21,9 +21,10 @@ from pytest_asm_contract._contract.port import (
     reopen_spec,
 )
 from pytest_asm_contract._contract.rules import CAPABILITIES
-from pytest_asm_contract._faults.targets import Injector, injector_for
+from pytest_asm_contract._faults.policies import Relay
+from pytest_asm_contract._faults.targets import DRIVERS, DriverFaults, Injector, injector_for
 from pytest_asm_contract._plugin.loading import StoreFactory
-from pytest_asm_contract._plugin.marks import required_capabilities, rules_of
+from pytest_asm_contract._plugin.marks import mark_violated, required_capabilities, rules_of
 from pytest_asm_contract._plugin.profiles import hypothesis_settings
 from pytest_asm_contract._plugin.state import STATE
 
@@ -108,7 +109,7 @@ def asm_reopen_spec(asm_store: Any) -> ReopenSpec:
 
 
 @pytest.fixture
-def asm_fault_injector(asm_store: Any) -> Injector:
+def asm_fault_injector(request: pytest.FixtureRequest, asm_store: Any) -> Injector:
     """Arms the store's fault targets with a policy; skips, saying why, without the hook."""
     try:
         injector = injector_for(asm_store)
@@ -119,12 +120,28 @@ def asm_fault_injector(asm_store: Any) -> Injector:
             return injector
         message = ""
     if message:
+        mark_violated(request.node, "FLUSH-3")  # the hook is FLUSH-3's, whatever else is checked
         pytest.fail(message, pytrace=False)
     pytest.skip(
         f"the store offers no fault hook ({FAULT_HOOK}() returning its SQLAlchemy Engine, "
         "botocore client or FaultGate), so the kit cannot fail its backend writes; see "
         "docs/fault-injection.md"
     )
+
+
+@pytest.fixture
+def asm_driver_faults(
+    request: pytest.FixtureRequest, asm_store_factory: StoreFactory
+) -> Generator[DriverFaults]:
+    """A fresh store built while the kit watches the database drivers (a sqlite3 connection is
+    only seen when opened then), with the drivers instrumented until the store is closed."""
+    with DRIVERS.armed(Relay()) as relay:
+        store = asm_store_factory()
+        try:
+            _skip_unless_applicable(request.node, store)
+            yield DriverFaults(store, relay)
+        finally:
+            close_store(store)
 
 
 class ProcessPools:

@@ -11,12 +11,17 @@ import pytest
 
 from pytest_asm_contract import __version__
 from pytest_asm_contract._contract.rules import get_rule
-from pytest_asm_contract._plugin.marks import MARKER, rules_of
+from pytest_asm_contract._plugin.dependencies import failed_by, run_order, skip_if_blocked
+from pytest_asm_contract._plugin.marks import MARKER, rules_of, violated_rules
 from pytest_asm_contract._plugin.options import add_options, read_state
 from pytest_asm_contract._plugin.recorder import STORE_UNDER_TEST_PROPERTY, ReportRecorder
 from pytest_asm_contract._plugin.report import RULES_PROPERTY
 from pytest_asm_contract._plugin.state import STATE
 
+#: Rules whose first failure this process showed in full.
+SHOWN = pytest.StashKey[set[str]]()
+#: Whether this process already said how to see repeat failures in full.
+HINTED = pytest.StashKey[bool]()
 SUITE_DIR = Path(__file__).parents[1] / "suite"
 ARTIFACT_SUITE_DIR = Path(__file__).parents[1] / "artifact_suite"
 
@@ -31,10 +36,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(*rule_ids, capability=None): the contract rules a test checks",
+        f"{MARKER}(*rule_ids, capability=None, generated=False): the contract rules a test checks",
     )
-    config.stash[STATE] = read_state(config)
-    config.pluginmanager.register(ReportRecorder(config.stash[STATE]), "asm-contract-report")
+    state = config.stash[STATE] = read_state(config)
+    config.stash[SHOWN] = set()
+    config.stash[HINTED] = False
+    config.pluginmanager.register(ReportRecorder(state), "asm-contract-report")
+    if (state.spec or state.artifact_spec) and config.option.tbstyle == "auto":
+        # The suite's own frames say little to a store author: the message and the line do.
+        config.option.tbstyle = "short"
     # `pytest --asm-store=...` with no paths runs the bundled suite. This is deterministic, so
     # xdist workers, which run this hook again with the same arguments, collect the same tests.
     suites = [
@@ -46,10 +56,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = suites
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.failures is not None and not hasattr(config, "workerinput"):
+        state.failures.remove()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: every worker uses the controller's seed."""
-    node.workerinput["asm_seed"] = node.config.stash[STATE].seed
+    """xdist: every worker uses the controller's seed and shares its record of failed rules."""
+    state = node.config.stash[STATE]
+    node.workerinput["asm_seed"] = state.seed
+    if state.failures is not None:
+        node.workerinput["asm_failures"] = str(state.failures.directory)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -97,7 +116,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (keep if selected_rules.intersection(ids) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # Foundations first, generated workloads last: a red run leads with its root cause.
+    items[:] = run_order(keep)
+
+
+def _against_the_store(item: pytest.Item) -> bool:
+    return (STORE_UNDER_TEST_PROPERTY, True) in item.user_properties
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    failures = item.config.stash[STATE].failures
+    if failures is not None and _against_the_store(item):
+        skip_if_blocked(item, failures)
 
 
 # -- failures that explain the rule, and the conformance report ---------------------------------
@@ -107,11 +138,32 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     ids = rules_of(item)
-    if report.failed and ids:
-        text = []
-        for rule_id in ids:
-            rule = get_rule(rule_id)
-            text.append(f"{rule.id} ({rule.level.value}): {rule.statement}")
-            text.extend(f"  likely mistake: {hint}" for hint in rule.hints)
-        report.sections.append(("ASM contract rule", "\n".join(text)))
+    if not (report.failed and ids):
+        return report
+    state = item.config.stash[STATE]
+    if state.failures is not None and _against_the_store(item):
+        state.failures.record(failed_by(item))
+    # Only the rules the test saw broken, when it said which (the generated checks do).
+    broken = violated_rules(item) or list(ids)
+    shown = item.config.stash[SHOWN]
+    if state.failures is not None and set(broken) <= shown and call.excinfo is not None:
+        # The first failure of these rules was shown in full; this one in a line.
+        message = call.excinfo.exconly().splitlines()[0] if call.excinfo.exconly() else ""
+        short = f"{'+'.join(broken)} fails here too: {message}"
+        if not item.config.stash[HINTED]:
+            item.config.stash[HINTED] = True
+            short += (
+                "\n(the rule's first failure, above, shows the details; --asm-full-run shows "
+                "every failure in full)"
+            )
+        report.longrepr = short
+        report.sections = []
+        return report
+    shown.update(broken)
+    text = []
+    for rule_id in broken:
+        rule = get_rule(rule_id)
+        text.append(f"{rule.id} ({rule.level.value}): {rule.statement}")
+        text.extend(f"  likely mistake: {hint}" for hint in rule.hints)
+    report.sections.append(("ASM contract rule", "\n".join(text)))
     return report

@@ -9,10 +9,14 @@ from pytest_asm_contract._contract.rules import CAPABILITIES, get_rule
 MARKER = "asm_rule"
 
 
-def rule(*rule_ids: str, capability: str | None = None) -> pytest.MarkDecorator:
+def rule(
+    *rule_ids: str, capability: str | None = None, generated: bool = False
+) -> pytest.MarkDecorator:
     """Mark a test as checking ``rule_ids``; ``capability`` gates it beyond the rules' own.
 
     The rule ids appear in the test id, in JUnit properties and in the conformance report.
+    ``generated``: a generated workload over all these rules, run after every example-based
+    check and only when none of its rules failed there.
     """
     if not rule_ids:
         raise ValueError("rule() needs at least one rule id")
@@ -20,12 +24,26 @@ def rule(*rule_ids: str, capability: str | None = None) -> pytest.MarkDecorator:
         get_rule(rule_id)
     if capability is not None and capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
-    return pytest.mark.asm_rule(*rule_ids, capability=capability)
+    return pytest.mark.asm_rule(*rule_ids, capability=capability, generated=generated)
 
 
 def rules_of(item: pytest.Item) -> tuple[str, ...]:
     marker = item.get_closest_marker(MARKER)
     return tuple(marker.args) if marker else ()
+
+
+def is_generated(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker(MARKER)
+    return bool(marker and marker.kwargs.get("generated"))
+
+
+def violated_rules(item: pytest.Item) -> list[str]:
+    """The rules a failing test recorded as broken (``mark_violated``), in order."""
+    found: list[str] = []
+    for key, value in item.user_properties:
+        if key == VIOLATED_PROPERTY:
+            found += [r for r in str(value).split(",") if r and r not in found]
+    return found
 
 
 def required_capabilities(item: pytest.Item) -> list[str]:

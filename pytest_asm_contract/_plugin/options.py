@@ -10,6 +10,7 @@ import pytest
 
 from pytest_asm_contract import __version__
 from pytest_asm_contract._contract.rules import select_rules
+from pytest_asm_contract._plugin.dependencies import Failures
 from pytest_asm_contract._plugin.loading import (
     StoreFactory,
     StoreSpec,
@@ -85,6 +86,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="write a standalone reproducer test file into DIR for every failure the stateful "
         "tests find. (ini: asm_repro_dir)",
     )
+    group.addoption(
+        "--asm-full-run",
+        action="store_true",
+        default=None,
+        help="run every check even when a rule it builds on already failed (by default such "
+        "checks say which rule to fix first). (ini: asm_full_run)",
+    )
+    parser.addini("asm_full_run", "run every check whatever failed before (true/false)", "bool")
     parser.addini("asm_repro_dir", "directory for reproducer test files")
     parser.addini("asm_store", "session store under test, as module:attr")
     parser.addini(
@@ -134,6 +143,13 @@ def read_state(config: pytest.Config) -> ContractState:
         seed = worker_input["asm_seed"] if worker_input else random.randrange(2**32)
     report_path = _setting(config, "asm_report") or None
     repro_dir = _setting(config, "asm_repro_dir") or None
+    full_run = bool(_setting(config, "asm_full_run"))
+    if full_run:
+        failures = None
+    elif worker_input is not None:
+        failures = Failures(Path(worker_input["asm_failures"]))
+    else:
+        failures = Failures.create()
     return ContractState(
         spec=spec,
         factory=factory,
@@ -151,6 +167,7 @@ def read_state(config: pytest.Config) -> ContractState:
             profile=profile,
             selected_rules=selected,
         ),
+        failures=failures,
     )
 
 

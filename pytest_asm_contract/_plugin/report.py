@@ -129,7 +129,17 @@ class ConformanceReport:
             level = v.rule.level.value + (f" ({v.rule.capability})" if v.rule.capability else "")
             reason = v.reason.splitlines()[0] if v.reason else ""
             lines.append(f"| {v.rule.id} | {level} | {v.status} | {_md_cell(reason)} |")
-        return "\n".join(lines) + "\n"
+        failed = [v for v in self.verdicts.values() if v.status == FAILED]
+        if failed:
+            lines += ["", "## Failures", ""]
+        for v in failed:
+            # Whole: the table shows a reason's first line, this the first failure's every line.
+            test = next(t for t in v.tests if t.outcome == FAILED)
+            text = test.details or test.message
+            fence = "````" if "```" in text else "```"
+            lines += [f"### {v.rule.id}", "", v.rule.statement, "", f"`{test.nodeid}`", ""]
+            lines += [fence, text, fence, ""]
+        return "\n".join(lines).rstrip("\n") + "\n"
 
     def write(self, path: Path) -> list[Path]:
         """Write JSON, Markdown and HTML side by side; ``path`` may end in .json, .md, .html."""
@@ -162,4 +172,4 @@ class ConformanceReport:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")[:200]
+    return text.replace("|", "\\|")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_asm_contract._plugin.dependencies import Failures
 from pytest_asm_contract._plugin.loading import StoreFactory, StoreSpec
 from pytest_asm_contract._plugin.report import ConformanceReport
 
@@ -23,6 +24,8 @@ class ContractState:
     report_path: Path | None
     repro_dir: Path | None
     report: ConformanceReport
+    #: Rules that failed so far; None with --asm-full-run (every check runs).
+    failures: Failures | None = None
 
 
 STATE = pytest.StashKey[ContractState]()

@@ -13,6 +13,7 @@ from pytest_asm_contract.suite.test_batch import TestBatch
 from pytest_asm_contract.suite.test_concurrency import TestConcurrency
 from pytest_asm_contract.suite.test_crash import TestCrash
 from pytest_asm_contract.suite.test_data import TestData
+from pytest_asm_contract.suite.test_driver_faults import TestDriverFaults
 from pytest_asm_contract.suite.test_events import TestEvents
 from pytest_asm_contract.suite.test_faults import TestFaults
 from pytest_asm_contract.suite.test_flush import TestFlush
@@ -33,6 +34,7 @@ __all__ = [
     "TestConcurrency",
     "TestCrash",
     "TestData",
+    "TestDriverFaults",
     "TestEvents",
     "TestFaults",
     "TestFlush",

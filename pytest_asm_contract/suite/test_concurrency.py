@@ -18,6 +18,7 @@ from pytest_asm_contract._concurrency.threads import Countdown, run_threads
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, Session
 from pytest_asm_contract._contract.port import declared_capabilities
+from pytest_asm_contract._machine.values import difference_text
 from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, sequences
 
 #: Upper bound on the reads one reader thread makes, so slow stores finish in reasonable time.
@@ -48,7 +49,7 @@ def _check_final_log(
     for event in returned:
         assert by_id.get(event.id) == event, (
             f"a caller got back {event.id!r} with sequence {event.sequence_number}, but the store "
-            f"holds {by_id.get(event.id)!r:.200}"
+            f"holds something else: {difference_text(event, by_id.get(event.id))}"
         )
 
 
@@ -237,7 +238,7 @@ class _MixedWorkload:
             self.store.save_run(self.runs[session.id])
             read = self.store.get_session(session.id)
             assert read.metadata.get("v") in self.versions[session.id], (
-                f"get_session returned a version of {session.id!r} nobody saved: {read!r:.200}"
+                f"get_session returned a version of {session.id!r} nobody saved: {read!r}"
             )
             assert self.store.get_run(self.runs[session.id].id) == self.runs[session.id]
         finally:
@@ -272,11 +273,12 @@ class _MixedWorkload:
             )
             read = self.store.get_session(stable.id)
             assert read.metadata.get("v") in self.versions[stable.id], (
-                f"reader {index}: get_session returned a version nobody saved: {read!r:.200}"
+                f"reader {index}: get_session returned a version nobody saved: {read!r}"
             )
             listed = self.store.list_sessions(agent_id=stable.agent_id)
-            assert [s.id for s in listed] == [stable.id], (
-                f"reader {index}: list_sessions(agent_id={stable.agent_id!r}) gave {listed!r:.200}"
+            listed_ids = [s.id for s in listed]
+            assert listed_ids == [stable.id], (
+                f"reader {index}: list_sessions(agent_id={stable.agent_id!r}) gave {listed_ids}"
             )
             if finished:
                 break
@@ -289,7 +291,7 @@ class _MixedWorkload:
             _check_final_log(self.store, session.id, returned)
             final = self.store.get_session(session.id)
             assert final in self.versions[session.id].values(), (
-                f"{session.id!r} ended as a version nobody saved: {final!r:.200}"
+                f"{session.id!r} ended as a version nobody saved: {final!r}"
             )
             assert self.store.get_active_run(session.id) == self.runs[session.id]
         for session in self.doomed:
@@ -306,8 +308,8 @@ class _MixedWorkload:
                 )
                 # It was appended after the last delete: its caller saw exactly this event.
                 assert appended.get(event.id) == event, (
-                    f"{event.id!r} is stored as {event!r:.200}, but its append returned "
-                    f"{appended.get(event.id)!r:.200}"
+                    f"{event.id!r} is stored otherwise than its append returned: "
+                    f"{difference_text(appended.get(event.id), event)}"
                 )
                 assert event.id not in self.refused
 

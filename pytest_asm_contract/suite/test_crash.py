@@ -1,4 +1,4 @@
-"""FLUSH-3, BATCH-3, SEQ-1, IDEM-1 (``shared_backend``): a writer process killed mid-commit.
+"""FLUSH-3, BATCH-6, SEQ-1, IDEM-1 (``shared_backend``): a writer process killed mid-commit.
 
 A writer process, opened from the store's ``asm_reopen_spec()``, commits flushes, batches and
 appends in a loop and is killed with SIGKILL at a seeded point inside a chosen commit, several
@@ -27,7 +27,7 @@ COMMITS_PER_WRITER = 40
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 class TestCrash:
-    @rule("FLUSH-3", "BATCH-3", "SEQ-1", "IDEM-1", capability="shared_backend")
+    @rule("FLUSH-3", "BATCH-6", "SEQ-1", "IDEM-1", capability="shared_backend")
     def test_killed_writer_leaves_every_commit_whole_or_absent(
         self,
         request: pytest.FixtureRequest,

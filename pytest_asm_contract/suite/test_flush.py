@@ -170,8 +170,8 @@ def _change(old: object, new: object) -> str:
         fields = [
             name for name in type(old).model_fields if getattr(old, name) != getattr(new, name)
         ]
-        return ", ".join(f"{f} {getattr(old, f)!r:.60} -> {getattr(new, f)!r:.60}" for f in fields)
-    return f"{old!r:.200} -> {new!r:.200}"
+        return ", ".join(f"{f} {getattr(old, f)!r} -> {getattr(new, f)!r}" for f in fields)
+    return f"{old!r} -> {new!r}"
 
 
 class TestFlush:
@@ -341,7 +341,7 @@ def _watch_one_flush(store: Any, saved_before: bool, readers: int) -> list[str]:
             return "before"
         if value == new:
             return "after"
-        return f"neither: {name} read as {value!r:.300}"
+        return f"neither: {name} read as {value!r}"
 
     observations: list[tuple[str, Callable[[], str]]] = [
         (

@@ -58,6 +58,26 @@ REJECTED_WRITES: dict[str, Callable[[Any, Session, Event], Any]] = {
 }
 
 
+INVALID = pytest.mark.parametrize(
+    "invalid", [_invalid_unknown_type, _invalid_nan_data], ids=["unknown-type", "nan-in-data"]
+)
+
+
+def _check_rejected_write_consumes_no_number(
+    store: Any, path: str, invalid: Callable[[Session], Event]
+) -> None:
+    session = _saved_session(store)
+    store.append_event(an_event(session))
+    with expect_error(ErrorCode.VALIDATION_ERROR):
+        REJECTED_WRITES[path](store, session, invalid(session))
+    after = store.append_event_with_sequence(an_event(session))
+    assert after.sequence_number == 2, (
+        f"a {path} rejected as invalid consumed a sequence number: the next event got "
+        f"{after.sequence_number}, expected 2"
+    )
+    assert sequences(store.get_events(session.id)) == [1, 2]
+
+
 class TestSequencing:
     # -- SEQ-1: 1, then +1 --------------------------------------------------------------------
     @rule("SEQ-1")
@@ -81,25 +101,30 @@ class TestSequencing:
         )
 
     @rule("SEQ-1")
-    @pytest.mark.parametrize(
-        "invalid", [_invalid_unknown_type, _invalid_nan_data], ids=["unknown-type", "nan-in-data"]
-    )
-    @pytest.mark.parametrize("path", sorted(REJECTED_WRITES))
+    @INVALID
+    @pytest.mark.parametrize("path", ["append_event", "append_event_with_sequence"])
     def test_rejected_write_consumes_no_number(
         self, asm_store: Any, path: str, invalid: Callable[[Session], Event]
     ) -> None:
-        session = _saved_session(asm_store)
-        asm_store.append_event(an_event(session))
-        with expect_error(ErrorCode.VALIDATION_ERROR):
-            REJECTED_WRITES[path](asm_store, session, invalid(session))
-        after = asm_store.append_event_with_sequence(an_event(session))
-        assert after.sequence_number == 2, (
-            f"a {path} rejected as invalid consumed a sequence number: the next event got "
-            f"{after.sequence_number}, expected 2"
-        )
-        assert sequences(asm_store.get_events(session.id)) == [1, 2]
+        _check_rejected_write_consumes_no_number(asm_store, path, invalid)
 
-    @rule("SEQ-1")
+    # A rejected batch or flush that consumed numbers stored part of itself: BATCH-3 and FLUSH-2
+    # say nothing of it may be numbered.
+    @rule("BATCH-3", "SEQ-1")
+    @INVALID
+    def test_rejected_batch_consumes_no_number(
+        self, asm_store: Any, invalid: Callable[[Session], Event]
+    ) -> None:
+        _check_rejected_write_consumes_no_number(asm_store, "append_events", invalid)
+
+    @rule("FLUSH-2", "SEQ-1")
+    @INVALID
+    def test_rejected_flush_consumes_no_number(
+        self, asm_store: Any, invalid: Callable[[Session], Event]
+    ) -> None:
+        _check_rejected_write_consumes_no_number(asm_store, "flush", invalid)
+
+    @rule("CONC-1", "SEQ-1")
     def test_concurrent_appends_leave_no_gap_or_repeat(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
         threads, per_thread = 8, 25
@@ -139,13 +164,30 @@ class TestSequencing:
         )
 
     @rule("SEQ-2")
-    def test_latest_sequence_ignores_duplicates_and_rejected_writes(self, asm_store: Any) -> None:
+    def test_latest_sequence_ignores_rejected_writes(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        asm_store.append_event(an_event(session))
+        with expect_error(ErrorCode.VALIDATION_ERROR):
+            asm_store.append_event(_invalid_unknown_type(session))
+        assert asm_store.get_latest_sequence(session.id) == 1
+
+    @rule("SEQ-2")
+    def test_latest_sequence_counts_every_append_path(self, asm_store: Any) -> None:
+        session = _saved_session(asm_store)
+        asm_store.append_event(an_event(session))
+        asm_store.append_event_with_sequence(an_event(session))
+        asm_store.append_events(some_events(session, 2))
+        _flush(asm_store, session, [an_event(session)])
+        assert asm_store.get_latest_sequence(session.id) == 5, (
+            "get_latest_sequence must count the events of every append path, flush included"
+        )
+
+    @rule("IDEM-1", "SEQ-2")
+    def test_latest_sequence_ignores_duplicates(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
         event = an_event(session)
         asm_store.append_event(event)
         asm_store.append_event(event)
-        with expect_error(ErrorCode.VALIDATION_ERROR):
-            asm_store.append_event(_invalid_unknown_type(session))
         assert asm_store.get_latest_sequence(session.id) == 1
 
     # -- SEQ-3: the caller's number is ignored ------------------------------------------------

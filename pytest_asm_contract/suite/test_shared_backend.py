@@ -19,6 +19,7 @@ import pytest
 from pytest_asm_contract import Event, EventType, ReopenSpec, Session, rule
 from pytest_asm_contract._concurrency.processes import ProcessPool, Task, TaskContext, WorkerError
 from pytest_asm_contract._concurrency.threads import run_indexed
+from pytest_asm_contract._machine.values import difference_text
 from pytest_asm_contract._plugin.fixtures import ProcessPools
 from pytest_asm_contract.suite._builders import a_run, a_session, an_event, some_events
 
@@ -123,7 +124,7 @@ def _assert_numbering(store: Any, session_id: str, returned: list[Event]) -> lis
     for event in returned:
         assert by_id.get(event.id) == event, (
             f"a process was told {event.id!r} got sequence {event.sequence_number}, "
-            f"but the store holds {by_id.get(event.id)!r:.200}"
+            f"but the store holds something else: {difference_text(event, by_id.get(event.id))}"
         )
     return stored
 

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_asm_contract._concurrency.checking import check_history
 from pytest_asm_contract._concurrency.crash import CrashRounds
-from pytest_asm_contract._concurrency.formatting import format_report
+from pytest_asm_contract._concurrency.formatting import first_defect, format_report, numbers_text
 from pytest_asm_contract._concurrency.plans import T0, Shape, make_plan
 from pytest_asm_contract._concurrency.processes import ProcessPool, process_pool
 from pytest_asm_contract._concurrency.recording import AttemptError, Call, History, Op
@@ -309,8 +309,22 @@ def test_the_report_names_the_calls_the_seed_and_the_replay() -> None:
     text = format_report(h, check_history(h), "pytest --asm-seed=1234 -k histories")
     assert "CONC-2 [stale-read]" in text
     assert "[w0] append_event_with_sequence(e1) -> #1" in text
-    assert "seed: 1234" in text
+    # One seed only: the replay command's (the history's own is derived from it).
+    assert text.count("seed") == 1, text
     assert "replay: pytest --asm-seed=1234 -k histories" in text
+    assert f"seed {h.seed}" in format_report(h, check_history(h))
+
+
+def test_numbers_show_whole_with_the_first_defect() -> None:
+    numbers = [1, 2, 1, *range(4, 69)]
+    assert numbers_text(numbers) == "[1, 2, 1, 4..68]"
+    assert first_defect(numbers) == "position 3 holds 1 (after 2; a repeat, expected 3)"
+    assert numbers_text([1, 2, 3, 5, 6, 7]) == "[1..3, 5..7]"
+    assert first_defect([1, 2, 3, 5]) == "position 4 holds 5 (after 3; a gap, expected 4)"
+    assert first_defect(list(range(1, 50))) == ""
+    many = [n for k in range(1, 40) for n in (k, k)]  # every number twice: 39 runs of two
+    shown = numbers_text(many)
+    assert shown.startswith("[1, 1, 2, 2, 3, 3,") and "more runs, 78 numbers in all" in shown
 
 
 # -- real workloads -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -254,7 +255,7 @@ def test_v07_store_gets_one_clear_failure(stores: pytest.Pytester) -> None:
 
 
 def test_failure_explains_the_rule(stores: pytest.Pytester) -> None:
-    result = stores.runpytest("--asm-store=user_stores:Exploding", *QUICK)
+    result = stores.runpytest("--asm-store=user_stores:Exploding", "--asm-full-run", *QUICK)
     result.stdout.fnmatch_lines(
         [
             "*expected StoreError(session_not_found), but a raw builtins.AssertionError escaped*",
@@ -264,6 +265,30 @@ def test_failure_explains_the_rule(stores: pytest.Pytester) -> None:
         ]
     )
     result.stdout.fnmatch_lines(["FAIL SES *Sessions*failed*", "FAILED SES-2: *"])
+
+
+ZERO = "tests.zoo.sequencing:SequenceStartsAtZero"
+
+
+def test_a_broken_foundation_is_shown_first_and_its_dependents_are_not_run(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(f"--asm-store={ZERO}", "--asm-profile=quick", "-rs", *QUICK[:2])
+    assert result.ret == 1
+    out = result.stdout.str()
+    first = out.index("ASM contract rule")
+    assert out[first:].splitlines()[1].startswith("SEQ-1 (MUST)"), out[first : first + 500]
+    result.stdout.fnmatch_lines(["SKIPPED *not run: fix SEQ-1 first*--asm-full-run*"])
+    failed = re.findall(r"^FAILED (\S+):", out, flags=re.MULTILINE)
+    assert failed == ["SEQ-1"], failed
+    # Further failures of the rule take a line each; how to see them whole is said once.
+    assert out.count("SEQ-1 fails here too: ") >= 2, out
+    assert out.count("--asm-full-run shows every failure in full") == 1, out
+    # Far fewer lines than the full run, which fails every check that reads a number.
+    full = pytester.runpytest(f"--asm-store={ZERO}", "--asm-profile=quick", "--asm-full-run")
+    full_failed = re.findall(r"^FAILED (\S+):", full.stdout.str(), flags=re.MULTILINE)
+    assert "SEQ-1" in full_failed and len(full_failed) > 3, full_failed
+    assert len(out.splitlines()) * 3 < len(full.stdout.lines)
 
 
 def test_report_lists_every_rule_with_metadata(pytester: pytest.Pytester) -> None:

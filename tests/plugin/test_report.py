@@ -32,6 +32,16 @@ def test_html_report_shows_the_matrix_and_failure_details(reports: Path) -> None
     assert "raw builtins.KeyError escaped the store" in bad
 
 
+def test_markdown_report_keeps_whole_failure_texts(reports: Path) -> None:
+    markdown = (reports / "bad.md").read_text()
+    table, failures = markdown.split("## Failures")
+    assert "| SES-2 | MUST | failed |" in table
+    data = json.loads((reports / "bad.json").read_text())
+    details = [t["details"] for r in data["rules"] for t in r["tests"] if t["outcome"] == "failed"]
+    assert details and any(text in failures for text in details)
+    assert "### SES-2" in failures
+
+
 def test_compare_merges_reports(reports: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert compare([str(reports / "good.json"), str(reports / "bad.json")]) == 0
     table = capsys.readouterr().out

@@ -54,7 +54,7 @@ class BatchNotAtomic(InMemorySessionStore):
 
     BREAKS = ("BATCH-3",)
     # a batch stored element by element is seen in part by readers and faults
-    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         if not isinstance(events, list):
@@ -68,7 +68,7 @@ class BatchNumbersConsumedOnFailure(InMemorySessionStore):
 
     BREAKS = ("BATCH-3",)
     # numbers used up by rejected batches leave gaps wherever numbering is checked
-    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SEQ-1")
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,7 +114,7 @@ class MixedBatchOneCounter(InMemorySessionStore):
 
     BREAKS = ("BATCH-4",)
     # one counter for a mixed batch hands out another session's numbers
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SES-4")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
@@ -141,7 +141,7 @@ class BatchAppendedOneByOne(InMemorySessionStore):
 
     BREAKS = ("BATCH-5",)
     # a batch stored element by element is seen in part by readers and faults
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         stored: list[Event] = []

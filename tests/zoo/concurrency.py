@@ -19,7 +19,7 @@ class AppendWithoutLock(InMemorySessionStore):
 
     BREAKS = ("CONC-1",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         stored: list[Event] = []
@@ -46,7 +46,7 @@ class CounterAheadOfEvents(InMemorySessionStore):
 
     BREAKS = ("CONC-2",)
     # the counter moves before the events exist: readers, retries and faults see the difference
-    ALSO = (*HISTORY_RULES, "FLUSH-1", "FLUSH-3", "FLUSH-4")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-1", "FLUSH-3", "FLUSH-4", "SEQ-2")
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_asm_contract._contract.model import Event, Run, Session, SessionStatus
@@ -33,6 +33,8 @@ class TimestampsInMilliseconds(InMemorySessionStore):
     """Timestamps are kept with millisecond precision (as a DATETIME(3) column or a JavaScript
     Date would), so microseconds are lost."""
 
+    convert = staticmethod(_to_millis)
+
     BREAKS = ("DATA-1",)
     # every check that compares a stored record with what was written sees the lost microseconds
     ALSO = (
@@ -56,6 +58,7 @@ class TimestampsInMilliseconds(InMemorySessionStore):
         "RUN-2",
         "RUN-3",
         "SES-1",
+        "SES-4",
         "SES-5",
     )
 
@@ -63,20 +66,44 @@ class TimestampsInMilliseconds(InMemorySessionStore):
         checked = as_session(session)
         fields = ("created_at", "updated_at", "deleted_at")
         super().save_session(
-            checked.model_copy(update={f: _to_millis(getattr(checked, f)) for f in fields})
+            checked.model_copy(update={f: self.convert(getattr(checked, f)) for f in fields})
         )
 
     def save_run(self, run: Run) -> None:
         checked = as_run(run)
         fields = ("started_at", "ended_at")
         super().save_run(
-            checked.model_copy(update={f: _to_millis(getattr(checked, f)) for f in fields})
+            checked.model_copy(update={f: self.convert(getattr(checked, f)) for f in fields})
         )
 
     def _store_event(self, event: Event) -> Event:
         return super()._store_event(
-            event.model_copy(update={"timestamp": _to_millis(event.timestamp)})
+            event.model_copy(update={"timestamp": self.convert(event.timestamp)})
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _through_float_seconds(moment: datetime | None) -> datetime | None:
+    """A moment kept as float seconds since the epoch: exact to the microsecond near today only."""
+    if moment is None:
+        return None
+    seconds = (moment - _EPOCH).total_seconds()
+    try:
+        return _EPOCH + timedelta(seconds=seconds)
+    except OverflowError:  # rounded past datetime.max
+        return datetime.max.replace(tzinfo=UTC)
+
+
+class TimestampsAsFloatSeconds(TimestampsInMilliseconds):
+    """Timestamps are kept as float seconds since the epoch (a REAL column, a JSON number), which
+    holds every microsecond of this century but not of the far past or future."""
+
+    BREAKS = ("DATA-1",)
+    # only the check that writes moments across the whole range sees the loss
+    ALSO = ()
+    convert = staticmethod(_through_float_seconds)
 
 
 def _through_float64(value: Any) -> Any:

@@ -162,7 +162,7 @@ class OrderedByTimestamp(_QueryStore):
 
     BREAKS = ("EVT-2",)
     # logs read in timestamp order look renumbered to readers
-    ALSO = ("BATCH-5", "CONC-1", "CONC-2", "FLUSH-1", "SEQ-5")
+    ALSO = ("BATCH-5", "CONC-1", "CONC-2", "FLUSH-1", "SEQ-1", "SEQ-5")
     query_class = _TimestampOrder
 
 

@@ -129,7 +129,8 @@ class FlushHookOnTheWrongObject(InMemorySessionStore):
 
     BREAKS = ("FLUSH-3",)
     # the ambiguous-failure check finds no write through the hook's target
-    ALSO = ("FLUSH-4", "IDEM-1", "IDEM-4")
+    # BATCH-6: its fault check stops where FLUSH-3 does, at the hook
+    ALSO = ("BATCH-6", "FLUSH-4", "IDEM-1", "IDEM-4")
 
     def asm_fault_target(self) -> object:
         return self
@@ -160,7 +161,8 @@ class BackendErrorEscapes(InMemorySessionStore):
 
     BREAKS = ("FLUSH-3",)
     # the raw backend error is what PORT-3 forbids
-    ALSO = ("PORT-3",)
+    # BATCH-6: its fault check stops at the raw error, as FLUSH-3 does
+    ALSO = ("BATCH-6", "PORT-3")
 
     @contextlib.contextmanager
     def _backend(self, operation: str) -> Iterator[FaultGate]:

@@ -32,7 +32,7 @@ class BatchNumberedFromStaleCount(InMemorySessionStore):
 
     BREAKS = ("CONC-1",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "FLUSH-3", "SEQ-1")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
@@ -64,7 +64,7 @@ class QuietAppendHandedOff(InMemorySessionStore):
 
     BREAKS = ("CONC-2",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES,)
+    ALSO = (*HISTORY_RULES, "PORT-2")
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,7 +176,7 @@ class PublishedOutOfOrder(InMemorySessionStore):
 
     BREAKS = ("SEQ-5",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
     capabilities = frozenset[str]()  # its reads do not long-poll
 
     def __init__(self) -> None:

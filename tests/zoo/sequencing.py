@@ -58,6 +58,7 @@ class SequenceStartsAtZero(InMemorySessionStore):
         "BATCH-3",
         "BATCH-4",
         "BATCH-5",
+        "BATCH-6",
         "CONC-1",
         "CONC-2",
         "DATA-1",
@@ -136,7 +137,7 @@ class OneCounterForAllSessions(_CountingStore):
 
     BREAKS = ("SEQ-4",)
     # numbers shared across sessions break every per-session numbering check
-    ALSO = (*HISTORY_RULES, "BATCH-4", "FLUSH-3", "SEQ-1", "SES-4")
+    ALSO = (*HISTORY_RULES, "BATCH-4", "BATCH-6", "FLUSH-3", "SEQ-1", "SES-4")
 
     def _take_number(self, session_id: str) -> int:
         return super()._take_number("")
@@ -152,6 +153,7 @@ class LatestSequenceIsNext(InMemorySessionStore):
         "BATCH-2",
         "BATCH-3",
         "BATCH-4",
+        "BATCH-6",
         "CONC-1",
         "CONC-2",
         "DATA-3",
@@ -177,7 +179,7 @@ class UnlockedCounter(_CountingStore):
 
     BREAKS = ("SEQ-1",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
 
     def _take_number(self, session_id: str) -> int:
         current = self._counters.get(session_id, 0)
@@ -203,7 +205,7 @@ class CommittedOutOfOrder(_CountingStore):
 
     BREAKS = ("SEQ-5",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)

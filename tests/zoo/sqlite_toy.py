@@ -132,7 +132,7 @@ class SqliteToyStore:
         db.execute(
             "INSERT INTO sessions (id, body) VALUES (?, ?) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-            (session.id, _body(session)),
+            (session.id, json_body(session)),
         )
 
     def get_session(self, session_id: str) -> Session:
@@ -191,7 +191,7 @@ class SqliteToyStore:
         db.execute(
             "INSERT INTO runs (id, session_id, body) VALUES (?, ?, ?) ON CONFLICT (id) "
             "DO UPDATE SET session_id = excluded.session_id, body = excluded.body",
-            (run.id, run.session_id, _body(run)),
+            (run.id, run.session_id, json_body(run)),
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -272,7 +272,7 @@ class SqliteToyStore:
         stored = event.with_sequence(number)
         db.execute(
             "INSERT INTO events (session_id, seq, id, body) VALUES (?, ?, ?, ?)",
-            (stored.session_id, number, stored.id, _body(stored)),
+            (stored.session_id, number, stored.id, json_body(stored)),
         )
         return stored
 
@@ -318,7 +318,7 @@ class SqliteToyStore:
         return self._query(lambda db: self._highest(db, session_id))
 
 
-def _body(model: BaseModel) -> str:
+def json_body(model: BaseModel) -> str:
     """The JSON body of a record; a value JSON text cannot hold exactly is refused (DATA-2)."""
     try:
         body = model.model_dump_json()
@@ -369,8 +369,12 @@ class UnguardedSqliteStore(SqliteToyStore):
                 out.append(existing)
             time.sleep(0.0003)  # building the rows; another process reads the same numbers
             db.execute("BEGIN IMMEDIATE")
-            for event in planned.values():
-                self._insert(db, event, event.sequence_number or 0)
+            try:
+                for event in planned.values():
+                    self._insert(db, event, event.sequence_number or 0)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
         return out
 
