@@ -321,7 +321,8 @@ class TestEvents:
         )
         assert found[0].metadata == {}
 
-    @rule("EVT-4")
+    # First write wins (IDEM-1), so the stored event never changes (EVT-4).
+    @rule("IDEM-1", "EVT-4")
     def test_reappending_an_id_does_not_overwrite_it(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
         original = an_event(session, data={"v": "original"}, timestamp=at(1))

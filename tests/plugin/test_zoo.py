@@ -11,6 +11,8 @@ that passed everything. The correct reference stores are checked the same way in
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from pytest_asm_contract import Scope
@@ -66,3 +68,27 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
         f"{target} should pass the rules it does not break; list true collateral in its ALSO, "
         f"with the reason: {wrong}"
     )
+
+
+#: Correct stores written from the docs alone; the zoo's dict and Redis stores break them.
+CORRECT = ["tests.zoo.dict_store:DictSessionStore", "tests.zoo.redis_store:RedisSessionStore"]
+
+
+@pytest.mark.parametrize("target", CORRECT)
+def test_correct_store_written_from_the_docs_passes_every_rule(
+    pytester: pytest.Pytester, target: str
+) -> None:
+    store_class = _locate_class(target)
+    problem = getattr(store_class, "service_problem", lambda: None)()
+    if problem is not None:
+        service_unavailable(problem)
+    result, verdicts = run_kit(pytester, f"--asm-store={target}", "--asm-profile=quick")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    wrong = verdicts.unexpected(Scope.SESSION_STORE, may_skip=may_skip_for(target))
+    assert not wrong, f"{target}: {wrong}"
+
+
+def _locate_class(target: str) -> type:
+    module, _, name = target.partition(":")
+    found: type = getattr(importlib.import_module(module), name)
+    return found

@@ -80,7 +80,10 @@ class CounterAheadOfEvents(InMemorySessionStore):
     def get_latest_sequence(self, session_id: str) -> int:
         check_id(session_id, "session_id")
         with self._lock:
-            return self._counters.get(session_id, 0)
+            # The counter, which an append moves before its events exist (flush numbers events
+            # by the log, so the log's length counts too).
+            stored = len(self._events.get(session_id, ()))
+            return max(self._counters.get(session_id, 0), stored)
 
     def delete_session(self, session_id: str) -> None:
         with self._lock:

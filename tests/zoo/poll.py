@@ -65,9 +65,8 @@ class RejectsWaitTimeout(InMemorySessionStore):
     """get_events has no wait_timeout_ms keyword (the store offers no long polling), so callers
     that pass it get a raw TypeError."""
 
-    BREAKS = ("POLL-0",)
+    BREAKS = ("POLL-0", "PORT-1")
     # get_events lacks the wait_timeout_ms keyword, which PORT-1 checks
-    ALSO = ("PORT-1",)
     capabilities = frozenset()
 
     def get_events(  # type: ignore[override]
