@@ -48,18 +48,12 @@ def _outermost() -> Iterator[bool]:
 
 
 class Tally:
-    """The writes one driver was asked to make since it was armed (or reset), and how many of
-    them returned normally (a write the backend refused, or that the kit failed, did not)."""
+    """How many writes through one driver returned normally since it was armed (or reset); a
+    write the backend refused, or that the kit failed, does not count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._attempted = 0
         self._completed = 0
-
-    @property
-    def attempted(self) -> int:
-        with self._lock:
-            return self._attempted
 
     @property
     def completed(self) -> int:
@@ -68,14 +62,11 @@ class Tally:
 
     def reset(self) -> None:
         with self._lock:
-            self._attempted = self._completed = 0
+            self._completed = 0
 
-    def count(self, *, completed: bool) -> None:
+    def count(self) -> None:
         with self._lock:
-            if completed:
-                self._completed += 1
-            else:
-                self._attempted += 1
+            self._completed += 1
 
 
 class DriverTarget:
@@ -170,13 +161,12 @@ class DriverTarget:
             if policy is None or not outermost:
                 return run()
             if writes:
-                self.tally.count(completed=False)
                 message = policy.before_write(what)
                 if message is not None:
                     raise self.error(message)
             result = run()
             if writes:
-                self.tally.count(completed=True)
+                self.tally.count()
             if settle is not None:
                 settle(policy)
             return result
