@@ -21,24 +21,31 @@ FAULT_MARKER = "fault injected by pytest-asm-contract"
 AMBIGUITY_MARKER = "ambiguous failure injected by pytest-asm-contract"
 #: A call is failed at most this many times, so every call completes within a few attempts.
 MAX_INJECTED_PER_CALL = 2
+#: How many writes an outage fails: more than any store retries, few enough that one retrying
+#: without end still completes (and is then checked as a store that got through).
+OUTAGE_WRITES = 100
 
 When = Literal["before", "after"]
 P = TypeVar("P", bound=Policy)
 
 
 class FailNthWrite:
-    """Fail the ``fail_at``-th write seen from now on, once.
+    """Fail the ``fail_at``-th write seen from now on: once, or as an outage.
 
     ``when="before"``: the write never reaches the backend (FLUSH-3: nothing of the operation
     may then be visible). ``when="after"``: the write took effect and its reply is lost.
+    ``outage=True``: that write and every later one fail (up to ``OUTAGE_WRITES``), as when the
+    backend is gone: a store's own retries cannot complete the operation, so it must surface.
     """
 
-    def __init__(self, fail_at: int, *, when: When = "before") -> None:
+    def __init__(self, fail_at: int, *, when: When = "before", outage: bool = False) -> None:
         if fail_at < 1:
             raise ValueError("fail_at counts from 1")
         self.fail_at = fail_at
         self.when: When = when
+        self.outage = outage
         self.writes_seen = 0
+        self.failed = 0
         self.fired_on: str | None = None
         self._lock = threading.Lock()
 
@@ -54,10 +61,15 @@ class FailNthWrite:
     def _count(self, what: str) -> str | None:
         with self._lock:
             self.writes_seen += 1
-            if self.writes_seen != self.fail_at or self.fired_on is not None:
+            if self.writes_seen < self.fail_at:
                 return None
-            self.fired_on = what
-        return f"{FAULT_MARKER}: write #{self.fail_at} failed ({what[:80]})"
+            if self.fired_on is not None and not (self.outage and self.failed < OUTAGE_WRITES):
+                return None
+            if self.fired_on is None:
+                self.fired_on = what
+            self.failed += 1
+            number = self.writes_seen
+        return f"{FAULT_MARKER}: write #{number} failed ({what[:80]})"
 
     def before_write(self, what: str) -> str | None:
         return self._count(what) if self.when == "before" else None

@@ -36,22 +36,29 @@ GENERATED_TIER = 4
 _RULE_ID = re.compile(r"^[A-Z]+-[0-9]+$")
 
 
-def order_key(item: pytest.Item) -> tuple[int, int]:
-    """Tests naming no rule first (the user's own), then by the tier and group of their rules."""
+def _position(rule_id: str) -> int:
+    """Where a rule's checks run within its tier."""
+    if rule_id in FOUNDATIONS:
+        return FOUNDATIONS.index(rule_id)
+    if rule_id in CONCURRENT_ORDER:
+        return CONCURRENT_ORDER.index(rule_id)
+    group = get_rule(rule_id).group
+    return GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
+
+
+def order_key(item: pytest.Item) -> tuple[int, int, int]:
+    """Tests naming no rule first (the user's own), then by the tier and group of their rules: a
+    check runs after the checks of every rule it names (it builds on them, see ``builds_on``),
+    so one placed by a rule it is not mainly about runs after that rule's own checks."""
     rules = rules_of(item)
     if not rules:
-        return (-1, 0)
+        return (-1, 0, 0)
     if is_generated(item):
-        return (GENERATED_TIER, 0)
-    primary = rules[0]
-    group = get_rule(primary).group
-    if primary in FOUNDATIONS:
-        position = FOUNDATIONS.index(primary)
-    elif primary in CONCURRENT_ORDER:
-        position = CONCURRENT_ORDER.index(primary)
-    else:
-        position = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
-    return (max(tier(rule_id) for rule_id in rules), position)
+        return (GENERATED_TIER, 0, 0)
+    level = max(tier(rule_id) for rule_id in rules)
+    position = max(_position(rule_id) for rule_id in rules if tier(rule_id) == level)
+    own = tier(rules[0]) == level and _position(rules[0]) == position
+    return (level, position, 0 if own else 1)
 
 
 def run_order(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -60,14 +67,14 @@ def run_order(items: list[pytest.Item]) -> list[pytest.Item]:
     keys = {id(item): order_key(item) for item in items}
     module_rank: dict[tuple[int, str], tuple[int, int]] = {}
     for item in items:
-        tier, position = keys[id(item)]
-        slot = (tier, item.nodeid.split("::")[0])
-        module_rank[slot] = min(module_rank.get(slot, (position, 0)), (position, 0))
+        level, position, secondary = keys[id(item)]
+        slot = (level, item.nodeid.split("::")[0])
+        module_rank[slot] = min(module_rank.get(slot, (position, secondary)), (position, secondary))
 
-    def key(item: pytest.Item) -> tuple[int, tuple[int, int], str, int]:
-        tier, position = keys[id(item)]
+    def key(item: pytest.Item) -> tuple[int, tuple[int, int], str, int, int]:
+        level, position, secondary = keys[id(item)]
         module = item.nodeid.split("::")[0]
-        return (tier, module_rank[(tier, module)], module, position)
+        return (level, module_rank[(level, module)], module, position, secondary)
 
     return sorted(items, key=key)
 

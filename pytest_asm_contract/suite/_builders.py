@@ -63,6 +63,12 @@ def sequences(events: list[Event]) -> list[int | None]:
     return [e.sequence_number for e in events]
 
 
+def in_number_order(events: list[Event]) -> list[Event]:
+    """A batch's result in sequence-number order: what a check of another rule than BATCH-1 (the
+    result's order) compares, so that a wrong order fails BATCH-1's checks only."""
+    return sorted(events, key=lambda e: e.sequence_number or 0)
+
+
 @contextlib.contextmanager
 def expect_error(*codes: ErrorCode) -> Iterator[list[StoreError]]:
     """Assert that the block raises a ``StoreError`` with one of ``codes`` (and nothing else)."""

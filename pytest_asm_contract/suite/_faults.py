@@ -2,7 +2,9 @@
 
 Two checks share them: ``test_faults.py`` fails writes through the store's fault hook,
 ``test_driver_faults.py`` below it, in the database driver. Each scenario runs its operation with
-the 1st, 2nd, ... k-th write failing, until the operation completes without reaching k. Every
+the 1st, 2nd, ... k-th write failing, until the operation completes without reaching k. A store
+may retry a failed write and complete; then the same write fails again as an outage (it and every
+later write fail), which no retry gets through, so a retry cannot hide a torn write. Every
 failure must surface as a ``StoreError`` with a storage code, leave exactly the state from before
 the operation (read back through the port), and consume no sequence number: running the
 operation again without a fault gives the complete result.
@@ -52,10 +54,17 @@ def _events_of(store: Any, session: Session) -> list[tuple[str, int | None]]:
 
 
 def _assert_absent(store: Any, session: Session, run: Run) -> None:
-    with expect_error(ErrorCode.SESSION_NOT_FOUND):
-        store.get_session(session.id)
-    with expect_error(ErrorCode.RUN_NOT_FOUND):
-        store.get_run(run.id)
+    lookups: list[tuple[str, Callable[[], object], ErrorCode]] = [
+        ("session", lambda: store.get_session(session.id), ErrorCode.SESSION_NOT_FOUND),
+        ("run", lambda: store.get_run(run.id), ErrorCode.RUN_NOT_FOUND),
+    ]
+    for what, lookup, code in lookups:
+        try:
+            found = lookup()
+        except StoreError as error:
+            assert error.code is code, f"reading the {what} of a failed write raised {error}"
+        else:
+            raise AssertionError(f"the {what} of a failed write is visible: {found!r}")
     assert store.list_runs(session.id) == [], "runs of a failed write are visible"
     assert store.get_events(session.id) == [], "events of a failed write are visible"
     assert store.get_latest_sequence(session.id) == 0, "a failed write consumed numbers"
@@ -201,12 +210,11 @@ def fail_each_write(
         mark_violated(item, rule_id)
         pytest.fail(message, pytrace=False)
 
-    failures = 0
-    for fail_at in range(1, MAX_WRITES + 1):
-        case = SCENARIOS[scenario](store, f"k{fail_at}")
+    def attempt(fail_at: int, outage: bool) -> tuple[Scenario, FailNthWrite, StoreError | None]:
+        case = SCENARIOS[scenario](store, f"k{fail_at}{'-outage' if outage else ''}")
         case.prepare()
         error: StoreError | None = None
-        with arm(FailNthWrite(fail_at)) as plan:
+        with arm(FailNthWrite(fail_at, outage=outage)) as plan:
             try:
                 case.act()
             except StoreError as raised:
@@ -218,20 +226,32 @@ def fail_each_write(
                     f"{type(raw).__module__}.{type(raw).__name__} escaped the store: {raw} "
                     "(backend failures must surface as StoreError)",
                 )
+        return case, plan, error
+
+    failures = 0
+    for fail_at in range(1, MAX_WRITES + 1):
+        case, plan, error = attempt(fail_at, outage=False)
         if not plan.fired:
             if error is not None:
                 broken("FLUSH-3", f"{scenario} failed without an injected fault: {error}")
             case.done()
             break
+        failed = f"write #{fail_at} failed"
         if error is None:
-            # The store retried the failed write itself and completed: that is allowed.
+            # The store retried the failed write itself and completed: that is allowed. A retry
+            # also hides a torn write (what committed before it stays either way), so the same
+            # write fails again as an outage, which no retry gets through.
             case.done()
-            continue
+            case, plan, error = attempt(fail_at, outage=True)
+            if error is None:
+                case.done()
+                continue
+            failed = f"write #{fail_at} and every write after it failed (an outage)"
         failures += 1
         if error.code not in STORAGE_CODES:
             broken(
                 "FLUSH-3",
-                f"{scenario}: write #{fail_at} failed in the backend, and the store raised "
+                f"{scenario}: {failed} in the backend, and the store raised "
                 f"{error.code.value} ({error.message}); FLUSH-3 wants a storage code: "
                 f"{', '.join(sorted(c.value for c in STORAGE_CODES))}",
             )
@@ -240,8 +260,7 @@ def fail_each_write(
         except AssertionError as partial:
             broken(
                 case.rule,
-                f"{scenario}: after write #{fail_at} failed, part of the {case.operation} is "
-                f"visible: {partial}",
+                f"{scenario}: after {failed}, part of the {case.operation} is visible: {partial}",
             )
         case.act()  # the same operation, no fault: it must complete as if never tried
         case.done()

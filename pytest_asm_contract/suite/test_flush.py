@@ -32,6 +32,7 @@ from pytest_asm_contract.suite._builders import (
     an_event,
     at,
     expect_error,
+    in_number_order,
     sequences,
     some_events,
 )
@@ -212,7 +213,7 @@ class TestFlush:
         run = a_running_run(session)
         asm_store.save_session(session)
         asm_store.save_run(run)
-        earlier = asm_store.append_events(some_events(session, 2, run))
+        earlier = in_number_order(asm_store.append_events(some_events(session, 2, run)))
         events = _flushed_events(session, run)
 
         asm_store.flush(ExecutionResult(session=session, run=run, events=events))

@@ -16,7 +16,13 @@ import pytest
 from pytest_asm_contract import rule
 from pytest_asm_contract._contract.model import Event, EventType, Session
 from pytest_asm_contract._contract.port import declared_capabilities
-from pytest_asm_contract.suite._builders import a_running_run, a_session, an_event, some_events
+from pytest_asm_contract.suite._builders import (
+    a_running_run,
+    a_session,
+    an_event,
+    in_number_order,
+    some_events,
+)
 
 #: How long a call may take before the test calls it hung. Only a broken store gets near it.
 HANG_GUARD_SECONDS = 10.0
@@ -77,7 +83,7 @@ class TestPoll:
     @rule("POLL-0")
     def test_wait_timeout_is_accepted_when_events_exist(self, asm_store: Any) -> None:
         session = _saved_session(asm_store)
-        stored = asm_store.append_events(some_events(session, 2))
+        stored = in_number_order(asm_store.append_events(some_events(session, 2)))
 
         found = _Reader(asm_store, session.id, wait_timeout_ms=LONG_WAIT_MS).start().result()
 

@@ -21,7 +21,13 @@ from pytest_asm_contract._concurrency.processes import ProcessPool, Task, TaskCo
 from pytest_asm_contract._concurrency.threads import run_indexed
 from pytest_asm_contract._machine.values import difference_text
 from pytest_asm_contract._plugin.fixtures import ProcessPools
-from pytest_asm_contract.suite._builders import a_run, a_session, an_event, some_events
+from pytest_asm_contract.suite._builders import (
+    a_run,
+    a_session,
+    an_event,
+    in_number_order,
+    some_events,
+)
 
 WORKERS = 2
 
@@ -41,7 +47,7 @@ def task_write(context: TaskContext, session: Session, count: int) -> Any:
     store.save_session(session)
     run = a_run(session, id=f"{session.id}-run")
     store.save_run(run)
-    return store.append_events(some_events(session, count, run))
+    return in_number_order(store.append_events(some_events(session, count, run)))
 
 
 def task_append_one(context: TaskContext, event: Event) -> Event:
@@ -148,7 +154,7 @@ class TestSharedBackend:
         store, pool, spec = shared
         mine = a_session(id="ses-parent")
         store.save_session(mine)
-        appended = store.append_events(some_events(mine, 3))
+        appended = in_number_order(store.append_events(some_events(mine, 3)))
 
         seen = _in_one(pool, spec, task_read, mine.id)
         assert seen == (mine, appended), "another process does not see this one's writes"

@@ -14,6 +14,7 @@ from pytest_asm_contract._contract.port import HookError
 from pytest_asm_contract._faults.gate import BackendFault, FaultGate
 from pytest_asm_contract._faults.policies import (
     AMBIGUITY_MARKER,
+    OUTAGE_WRITES,
     FailNthWrite,
     LostReplies,
     attempt_of,
@@ -41,6 +42,15 @@ def test_the_injector_fails_the_kth_write_announced_to_the_gate() -> None:
         gate.before_write("third")  # a plan fires once
     assert is_injected(raised.value) and plan.fired and plan.writes_seen == 3
     gate.before_write("disarmed")
+
+
+def test_an_outage_fails_the_kth_write_and_every_later_one_up_to_its_limit() -> None:
+    plan = FailNthWrite(2, outage=True)
+    answers = [plan.before_write(f"write {n}") for n in range(1, OUTAGE_WRITES + 3)]
+    assert answers[0] is None, "writes before the k-th pass"
+    assert all(a is not None for a in answers[1 : OUTAGE_WRITES + 1]), "an outage fails them all"
+    assert answers[OUTAGE_WRITES + 1] is None, "a store that retries without end gets through"
+    assert plan.fired_on == "write 2" and plan.failed == OUTAGE_WRITES
 
 
 def test_the_memory_store_announces_its_writes_and_reports_failures_as_storage_errors() -> None:

@@ -131,6 +131,8 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.sessions:RawKeyError",
         "tests.zoo.sessions:UnknownStatusIgnored",
         "tests.zoo.sessions:V07Store",
+        "tests.zoo.sql_torn:TornFlushMariadbStore",
+        "tests.zoo.sql_torn:TornFlushPostgresStore",
         "tests.zoo.sqlite_toy:TornFlushSqliteStore",
         "tests.zoo.sqlite_toy:UnguardedSqliteStore",
     }

@@ -96,7 +96,8 @@ class NoInBatchDedupe(_Appending):
     BREAKS = ("IDEM-3",)
     # a repeated id inside a batch is stored twice wherever batches repeat ids
     # BATCH-6 and FLUSH-3: its batch writes bypass the fault gate, so the kit cannot fail them
-    ALSO = (*HISTORY_RULES, "BATCH-1", "BATCH-6", "FLUSH-3")
+    # FLUSH-4: the ambiguous-failure histories name it when an id stored twice was also flushed
+    ALSO = (*HISTORY_RULES, "BATCH-1", "BATCH-6", "FLUSH-3", "FLUSH-4")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)

@@ -7,6 +7,7 @@ it. The state machine alone must catch every one of them (``tests/plugin/test_st
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -107,6 +108,7 @@ class FailedBatchShiftsFlushNumbers(InMemorySessionStore):
     def __init__(self) -> None:
         super().__init__()
         self._reserved: dict[str, int] = {}
+        self._flushing = threading.local()
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         try:
@@ -125,18 +127,21 @@ class FailedBatchShiftsFlushNumbers(InMemorySessionStore):
             raise
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
-        checked = as_execution_result(result)
-        with self._lock:
-            self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
-            self._runs[checked.run.id] = checked.run.model_copy(deep=True)
-            for event in checked.events:
-                if event.id in self._event_ids:
-                    continue
-                log = self._events.setdefault(event.session_id, [])
-                number = len(log) + 1 + self._reserved.get(event.session_id, 0)
-                stored = event.model_copy(update={"sequence_number": number}, deep=True)
-                log.append(stored)
-                self._event_ids[stored.id] = stored
+        self._flushing.active = True
+        try:
+            super().flush(result)
+        finally:
+            self._flushing.active = False
+
+    def _store_event(self, event: Event) -> Event:
+        if not getattr(self._flushing, "active", False) or event.id in self._event_ids:
+            return super()._store_event(event)
+        log = self._events.setdefault(event.session_id, [])
+        number = len(log) + 1 + self._reserved.get(event.session_id, 0)
+        stored = event.model_copy(update={"sequence_number": number}, deep=True)
+        log.append(stored)
+        self._event_ids[stored.id] = stored
+        return stored
 
     def delete_session(self, session_id: str) -> None:
         with self._lock:
