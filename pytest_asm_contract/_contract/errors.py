@@ -23,6 +23,9 @@ class ErrorCode(enum.StrEnum):
     DEPENDENCY_NOT_AVAILABLE = "dependency_not_available"
     MIGRATION_REQUIRED = "migration_required"
     TIMEOUT = "timeout"
+    #: A QueryAPI cursor that is malformed, tampered with, or issued for other filters or
+    #: another order (query-maintenance.md, QRY-3); not retryable.
+    INVALID_CURSOR = "invalid_cursor"
 
 
 RETRYABLE_CODES = frozenset({ErrorCode.STORAGE_CONNECTION_FAILED, ErrorCode.TIMEOUT})
