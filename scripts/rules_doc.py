@@ -32,6 +32,7 @@ def render() -> str:
                 Scope.SESSION_STORE: "the bundled suite (`--asm-store`)",
                 Scope.ARTIFACT_STORE: "the artifact suite (`--asm-artifact-store`)",
                 Scope.PACKAGE: "the project's tests of its own modules",
+                Scope.QUERY_API: "no check yet (the QueryAPI's checks are not in this version)",
             }[rule.scope]
             lines += [f"### {rule.id} ({level})", "", rule.statement, "", f"Checked by {checked}."]
             if rule.hints:

@@ -22,6 +22,7 @@ class Scope(enum.StrEnum):
 
     SESSION_STORE = "session store"  # the bundled suite, via --asm-store
     ARTIFACT_STORE = "artifact store"  # via --asm-artifact-store
+    QUERY_API = "query api"  # the QueryAPI built from the session store, via --asm-query
     PACKAGE = "package"  # the kit's and reference stores' own modules (the project's tests)
 
 
@@ -62,6 +63,7 @@ GROUPS: dict[str, str] = {
     "DEP": "Optional dependencies",
     "MIG": "Schema migrations",
     "ART": "Artifact stores",
+    "QRY": "QueryAPI (search across sessions)",
 }
 
 RULES: tuple[Rule, ...] = (
@@ -413,6 +415,106 @@ RULES: tuple[Rule, ...] = (
         "Keys are any non-empty string; distinct keys never collide and no key reaches "
         "outside the store's own namespace (no path traversal, no prefix escape).",
         scope=Scope.ARTIFACT_STORE,
+    ),
+    # -- the QueryAPI (query-maintenance.md section 2) -----------------------------------------
+    Rule(
+        "QRY-1",
+        "Filters combine with AND. status and types take one value or a non-empty list (any "
+        "of); session_ids, run_ids and providers take non-empty lists (any of); tags: the "
+        "session has every listed tag; provider on sessions: the session has a run with that "
+        "provider; min_tokens: the run's total tokens >= n. *_after is >, *_before is <, since "
+        "is >=, until is < (sessions by created_at, runs by started_at, events by timestamp).",
+        (
+            "created_after inclusive (>= instead of >)",
+            "tags matched as any of instead of all of",
+        ),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-2",
+        "Orders are total: sessions updated_at_desc, created_at_asc, created_at_desc; runs "
+        "started_at_desc, started_at_asc, token_usage_desc (total tokens); events sequence_asc "
+        "(sequence_number, then id), timestamp_asc, timestamp_desc. Ties are broken by id in "
+        "the direction of the order.",
+        ("ties left to the backend's whim instead of broken by id",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-3",
+        "Cursor pagination for every order: following cursor from the first page returns every "
+        "match exactly once, in order, and cursor is None exactly on the page holding the last "
+        "match. Keyset semantics: records added or removed before the cursor position between "
+        "two pages never make a pre-existing match skipped or returned twice. A malformed or "
+        "tampered cursor, or one issued for other filters or another order, raises "
+        "invalid_cursor.",
+        (
+            "an OFFSET in the cursor (shifts when records are added or removed)",
+            "a cursor that ignores the order it was issued for",
+            "a cursor accepted after the filters changed",
+        ),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-4",
+        "total_count counts every match, ignoring limit and cursor; count_events equals the "
+        "number of records that paging search_events with the same filters yields.",
+        ("total_count taken after the limit", "count_events counting other sessions' events"),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-5",
+        "limit is an int in 1..1000 (defaults 50, 50, 100); out of range or not an int, an "
+        "unknown status, type or order_by, a naive datetime, an empty list or a non-string id "
+        "raises validation_error.",
+        ("a limit above 1000 silently capped",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-6",
+        "Soft-deleted sessions are left out of search_sessions unless include_deleted=True; "
+        "every other query ignores deleted_at.",
+        ("soft-deleted sessions included by default",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-7",
+        "Records come back equal field for field to what the store's own reads return; results "
+        "reflect every write that completed before the call; queries never change the store.",
+        ("a query reading a cache or replica that lags the store",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-8",
+        "get_session_stats and export_session of an unknown session raise session_not_found "
+        "(soft-deleted ones are found). Stats: event_count, run_count, token_totals over the "
+        "session's runs, providers_used (sorted, distinct), first_event_at and last_event_at, "
+        "status_counts (statuses present only). Export: the session, its runs in RUN-2 order, "
+        "its events in EVT-2 order, and with include_artifacts its artifact metadata in REG-2 "
+        "order (else []).",
+        ("providers_used listing None or duplicates",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-9",
+        "The usage summary over the matching runs (session_id, provider; since and until on "
+        "started_at) gives total input, output and total tokens and run_count, and the same "
+        'figures by provider (runs without one under "unknown"), each equal to the sum from '
+        "the stored runs.",
+        ("total_tokens summed as input + output when the run reports its own total",),
+        scope=Scope.QUERY_API,
+    ),
+    Rule(
+        "QRY-10",
+        "The cost summary over the matching runs prices each run at its cost_usd when set, else "
+        "at the pricing table's rates for its provider and model (exact key, else the longest "
+        "key that prefixes the model, else the provider's default), else counts it unmapped; "
+        "total_cost_usd, run_count, by_provider and by_model sum the priced runs (relative "
+        "tolerance 1e-9).",
+        (
+            "a run's cost_usd ignored in favour of the table",
+            "prefix resolution picking the shortest matching key",
+        ),
+        scope=Scope.QUERY_API,
     ),
 )
 
