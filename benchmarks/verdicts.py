@@ -32,15 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.zoo import mutants  # noqa: E402
+from tests.zoo import kit_arguments, mutants  # noqa: E402
 
 CORRECT = (
-    "reference_stores.memory:InMemorySessionStore",
-    "tests.stores.memory.strict:StrictInMemorySessionStore",
-    "reference_stores.sql:SqlSessionStore",
+    ("reference_stores.memory:InMemorySessionStore", "session"),
+    ("tests.stores.memory.strict:StrictInMemorySessionStore", "session"),
+    ("reference_stores.sql:SqlSessionStore", "session"),
     # correct stores written from the docs alone, the zoo's broken ones derived from them
-    "tests.zoo.dict_store:DictSessionStore",
-    "tests.zoo.redis_store:RedisSessionStore",
+    ("tests.zoo.dict_store:DictSessionStore", "session"),
+    ("tests.zoo.redis_store:RedisSessionStore", "session"),
+    ("reference_stores.memory:InMemoryQueryAPI", "query"),
 )
 HEADER = re.compile(r"^_+ (?P<test>.+?) _+$")  # long test names get a single "_" each side
 RULE_IDS = re.compile(r"\b[A-Z]+-\d+\b")
@@ -73,14 +74,13 @@ def first_failure(output: str) -> tuple[str, str]:
 
 
 def run_once(target: str, kind: str, seed: int, breaks: tuple[str, ...]) -> Run:
-    flag = "--asm-artifact-store" if kind == "artifact" else "--asm-store"
     with tempfile.TemporaryDirectory(prefix="asm-verdicts-") as workdir:
         done = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "pytest",
-                f"{flag}={target}",
+                *kit_arguments(target, kind),
                 f"--asm-seed={seed}",
                 f"--asm-report={workdir}/report",
                 "-p",
@@ -130,7 +130,7 @@ def main() -> None:
         for target, cls in mutants()
         if not wanted or any(w in target for w in wanted)
     ]
-    correct = [] if args.skip_correct else [(t, "session", ()) for t in CORRECT]
+    correct = [] if args.skip_correct else [(t, kind, ()) for t, kind in CORRECT]
     jobs = [(store, seed) for store in zoo + correct for seed in range(1, args.seeds + 1)]
     results: dict[str, list[Run]] = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:

@@ -283,3 +283,9 @@ def check_id_key(key: object) -> str:
             ErrorCode.VALIDATION_ERROR, f"artifact key must be a non-empty string, got {key!r:.80}"
         )
     return key
+
+
+# The QueryAPI over this store lives in a module of its own; it is offered from here, beside it.
+from reference_stores.memory_query import InMemoryQueryAPI  # noqa: E402
+
+__all__ = ["InMemoryArtifactStore", "InMemoryQueryAPI", "InMemorySessionStore"]

@@ -7,7 +7,8 @@
 Each store runs the bundled suite in its own pytest process with ``--asm-report``; the reports
 are merged with ``asm-contract-compare`` (``pytest_asm_contract._plugin.compare``). Stores:
 
-- ``memory``: ``reference_stores.memory:InMemorySessionStore``;
+- ``memory``: ``reference_stores.memory:InMemorySessionStore`` with its QueryAPI
+  (``InMemoryQueryAPI``);
 - ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite);
 - ``s3``: ``reference_stores.s3:S3SessionStore`` on a local moto server (needs the ``s3`` and
   ``test`` extras; left out, with a note, when they are not installed);
@@ -46,8 +47,11 @@ class Store:
 STORES = {
     "memory": Store(
         "memory",
-        "reference_stores.memory:InMemorySessionStore",
-        ("--asm-store=reference_stores.memory:InMemorySessionStore",),
+        "reference_stores.memory:InMemorySessionStore + InMemoryQueryAPI",
+        (
+            "--asm-store=reference_stores.memory:InMemorySessionStore",
+            "--asm-query=reference_stores.memory:InMemoryQueryAPI",
+        ),
     ),
     "sql": Store(
         "sql",

@@ -32,7 +32,7 @@ def render() -> str:
                 Scope.SESSION_STORE: "the bundled suite (`--asm-store`)",
                 Scope.ARTIFACT_STORE: "the artifact suite (`--asm-artifact-store`)",
                 Scope.PACKAGE: "the project's tests of its own modules",
-                Scope.QUERY_API: "no check yet (the QueryAPI's checks are not in this version)",
+                Scope.QUERY_API: "the bundled suite with a QueryAPI (`--asm-query`)",
             }[rule.scope]
             lines += [f"### {rule.id} ({level})", "", rule.statement, "", f"Checked by {checked}."]
             if rule.hints:

@@ -1,7 +1,9 @@
 """The rule catalogue: every rule of the contract, with its level, capability and likely mistakes.
 
 This is the single source of truth. Tests name the rules they check (``@rule("SEQ-1")``), the
-report lists every rule from here, and docs/rules.md is generated from it.
+report lists every rule from here, and docs/rules.md is generated from it. It is one long module
+on purpose: every rule's text sits in one place, in the contract's order, next to the order
+checks run in and what each builds on.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ worker processes."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from pytest_asm_contract._contract.port import (
     missing_operations,
     reopen_spec,
 )
+from pytest_asm_contract._contract.query import QUERY_OPERATIONS
 from pytest_asm_contract._contract.rules import CAPABILITIES
 from pytest_asm_contract._faults.policies import Relay
 from pytest_asm_contract._faults.targets import DRIVERS, DriverFaults, Injector, injector_for
@@ -73,6 +74,34 @@ def asm_artifact_store(asm_artifact_store_factory: StoreFactory) -> Generator[An
         yield store
     finally:
         close_store(store)
+
+
+@pytest.fixture(scope="session")
+def asm_query_factory(pytestconfig: pytest.Config) -> Callable[[Any], Any]:
+    """Builds the QueryAPI under test from a store (``--asm-query``). Override it in a conftest
+    for custom setup."""
+    builder = pytestconfig.stash[STATE].query_builder
+    if builder is None:
+        pytest.skip(
+            "no QueryAPI configured: pass --asm-query=module:attr (a callable taking the store "
+            "under test, e.g. reference_stores.memory:InMemoryQueryAPI), set asm_query in the "
+            "ini file, or override the asm_query_factory fixture"
+        )
+    return builder
+
+
+@pytest.fixture
+def asm_query(asm_store: Any, asm_query_factory: Callable[[Any], Any]) -> Any:
+    """The QueryAPI built from this test's store: it sees exactly what ``asm_store`` holds."""
+    query = asm_query_factory(asm_store)
+    missing = [name for name in QUERY_OPERATIONS if not callable(getattr(query, name, None))]
+    if missing:
+        pytest.fail(
+            f"the QueryAPI ({type(query).__name__}) lacks {', '.join(missing)}: a QueryAPI "
+            "offers the eight queries of docs/api.md",
+            pytrace=False,
+        )
+    return query
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pytest_asm_contract._plugin.loading import (
     check_artifact_store,
     check_session_store,
     parse_options,
+    resolve_target,
 )
 from pytest_asm_contract._plugin.profiles import DEFAULT_PROFILE, PROFILES
 from pytest_asm_contract._plugin.report import ConformanceReport
@@ -57,6 +58,12 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="KEY=VALUE",
         help="keyword argument (a string) for the artifact store factory; repeatable. "
         "(ini: asm_artifact_store_options)",
+    )
+    group.addoption(
+        "--asm-query",
+        metavar="MODULE:ATTR",
+        help="QueryAPI under test (QRY rules): a callable that takes the store under test and "
+        "returns its QueryAPI, e.g. reference_stores.memory:InMemoryQueryAPI. (ini: asm_query)",
     )
     group.addoption(
         "--asm-profile",
@@ -105,6 +112,7 @@ def add_options(parser: pytest.Parser) -> None:
         "artifact store factory keyword arguments, KEY=VALUE per line",
         "linelist",
     )
+    parser.addini("asm_query", "QueryAPI under test, as module:attr taking the store")
     parser.addini("asm_profile", "Hypothesis budget: quick, ci or deep", default=DEFAULT_PROFILE)
     parser.addini("asm_rules", "rules or groups to run, comma-separated")
     parser.addini("asm_report", "conformance report path (writes PATH.json, PATH.md, PATH.html)")
@@ -128,6 +136,9 @@ def read_state(config: pytest.Config) -> ContractState:
     artifact_spec, artifact_factory = _store_from_settings(config, "asm_artifact_store")
     if artifact_spec and artifact_factory and worker_input is None:
         check_artifact_store(artifact_factory, artifact_spec)
+
+    query_target = _setting(config, "asm_query") or None
+    query_builder = resolve_target(query_target, "--asm-query") if query_target else None
 
     profile = _setting(config, "asm_profile") or DEFAULT_PROFILE
     if profile not in PROFILES:
@@ -155,6 +166,8 @@ def read_state(config: pytest.Config) -> ContractState:
         factory=factory,
         artifact_spec=artifact_spec,
         artifact_factory=artifact_factory,
+        query_target=query_target,
+        query_builder=query_builder,
         profile=profile,
         seed=seed,
         selected_rules=selected,

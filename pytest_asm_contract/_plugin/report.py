@@ -62,7 +62,7 @@ def _not_run_reason(rule: Rule, selected: bool) -> str:
     if rule.scope is Scope.ARTIFACT_STORE:
         return "checked against an artifact store (--asm-artifact-store)"
     if rule.scope is Scope.QUERY_API:
-        return "a QueryAPI rule: the kit has no check of it in this version"
+        return "checked against a QueryAPI built from the store (--asm-query=MODULE:ATTR)"
     if rule.scope is Scope.PACKAGE:
         return "checked by the kit's own tests on its reference stores, not against a store"
     return "no test of the bundled suite checks this rule yet"

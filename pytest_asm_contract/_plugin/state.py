@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,9 @@ class ContractState:
     factory: StoreFactory | None
     artifact_spec: StoreSpec | None
     artifact_factory: StoreFactory | None
+    #: ``--asm-query``: what builds the QueryAPI from the store under test.
+    query_target: str | None
+    query_builder: Callable[[Any], Any] | None
     profile: str
     seed: int
     selected_rules: frozenset[str]

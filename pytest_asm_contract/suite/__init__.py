@@ -21,6 +21,8 @@ from pytest_asm_contract.suite.test_histories import TestProcessHistories, TestT
 from pytest_asm_contract.suite.test_idempotency import TestIdempotency
 from pytest_asm_contract.suite.test_poll import TestPoll
 from pytest_asm_contract.suite.test_port import TestPort
+from pytest_asm_contract.suite.test_query import TestQuery
+from pytest_asm_contract.suite.test_query_aggregates import TestQueryAggregates
 from pytest_asm_contract.suite.test_runs import TestRuns
 from pytest_asm_contract.suite.test_sequencing import TestSequencing
 from pytest_asm_contract.suite.test_sessions import TestSessions
@@ -42,6 +44,8 @@ __all__ = [
     "TestPoll",
     "TestPort",
     "TestProcessHistories",
+    "TestQuery",
+    "TestQueryAggregates",
     "TestRuns",
     "TestSequencing",
     "TestSessions",

@@ -20,7 +20,7 @@ import pytest
 from pytest_asm_contract import Scope
 from tests.conftest import service_unavailable
 from tests.verdicts import may_skip_for, run_kit
-from tests.zoo import EXPECTED, mutants
+from tests.zoo import EXPECTED, kit_arguments, mutants
 
 STATEFUL_TEST = "test_store_follows_the_contract_model"
 # tests/zoo/sequences.py holds bugs that only a sequence of calls shows: the state machine alone
@@ -48,11 +48,10 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
     if on_a_server:  # the zoo's module, importable in the process of its own
         search_path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(search_path))
-    artifact = getattr(store_class, "KIND", "session") == "artifact"
-    flag = "--asm-artifact-store" if artifact else "--asm-store"
+    kind = getattr(store_class, "KIND", "session")
     result, verdicts = run_kit(
         pytester,
-        f"{flag}={target}",
+        *kit_arguments(target, kind),
         "--asm-profile=quick",
         "--asm-full-run",  # every check runs, so that collateral beyond ALSO shows
         "-k",
@@ -69,12 +68,14 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
     assert not missed, f"{target} ({store_class.__doc__}) was not caught on {missed}"
     if getattr(store_class, "OTHERS_NOT_RUN", False):
         return  # the store lacks the port: only PORT-1 runs (see its docstring)
-    scope = Scope.ARTIFACT_STORE if artifact else Scope.SESSION_STORE
+    scope = {"artifact": Scope.ARTIFACT_STORE, "query": Scope.QUERY_API}.get(
+        kind, Scope.SESSION_STORE
+    )
     wrong = verdicts.unexpected(
         scope,
         may_fail=breaks | also,
         # collateral may also stop a check before its verdict (the fault checks stop at FLUSH-3)
-        may_skip=also if artifact else also | may_skip_for(target),
+        may_skip=also if kind != "session" else also | may_skip_for(target),
     )
     assert not wrong, (
         f"{target} should pass the rules it does not break; list true collateral in its ALSO, "

@@ -87,6 +87,16 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.poll:PollIgnoresFilters",
         "tests.zoo.poll:PollReturnsEarly",
         "tests.zoo.poll:RejectsWaitTimeout",
+        "tests.zoo.queries:CostIgnoresCostUsd",
+        "tests.zoo.queries:CountEventsIgnoresSessions",
+        "tests.zoo.queries:CreatedAfterInclusive",
+        "tests.zoo.queries:CursorIgnoresFilters",
+        "tests.zoo.queries:DeletedSessionsIncluded",
+        "tests.zoo.queries:OffsetCursor",
+        "tests.zoo.queries:PrefixPicksShortestKey",
+        "tests.zoo.queries:TagsAnyOf",
+        "tests.zoo.queries:TiesBrokenAscendingInDescendingOrders",
+        "tests.zoo.queries:TotalCountAfterLimit",
         "tests.zoo.redis_store:BatchScriptPerSession",
         "tests.zoo.redis_store:BatchScriptPerSessionGateEach",
         "tests.zoo.redis_store:BatchScriptPerSessionGateOnce",
@@ -150,3 +160,17 @@ def mutants() -> Iterator[tuple[str, type]]:
                 and "BREAKS" in vars(obj)
             ):
                 yield f"{module.__name__}:{name}", obj
+
+
+#: The store a broken query object runs over: the correct in-memory one.
+QUERY_STORE = "reference_stores.memory:InMemorySessionStore"
+
+
+def kit_arguments(target: str, kind: str) -> list[str]:
+    """How the kit is pointed at a store of the zoo of each kind (``KIND``: session, artifact,
+    query); a query object runs over the correct in-memory store, with the QRY rules only."""
+    if kind == "artifact":
+        return [f"--asm-artifact-store={target}"]
+    if kind == "query":
+        return [f"--asm-store={QUERY_STORE}", f"--asm-query={target}", "--asm-rules=QRY"]
+    return [f"--asm-store={target}"]

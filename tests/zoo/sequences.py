@@ -82,7 +82,8 @@ class BatchRepeatOnlyAdjacent(InMemorySessionStore):
         from pytest_asm_contract._contract.validation import as_events
 
         batch = as_events(events)
-        with self._lock:
+        with self._backend("append_events") as gate, self._lock:
+            gate.before_write("events")
             known = dict(self._event_ids)
             stored: list[Event] = []
             for index, event in enumerate(batch):
@@ -96,6 +97,8 @@ class BatchRepeatOnlyAdjacent(InMemorySessionStore):
                     log.append(new)
                     self._event_ids[new.id] = new
                     stored.append(new)
+            self._appended.notify_all()  # wake long-polling readers, as the parent does
+            gate.after_commit("append_events")
         return [event.model_copy(deep=True) for event in stored]
 
 
