@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_asm_contract._contract.model import Run, Session
-from pytest_asm_contract._contract.query import SessionPage
+from pytest_asm_contract._contract.query import LIMIT_MAX, SessionPage, SessionStats, UsageSummary
 from pytest_asm_contract._contract.query_args import EventSearch, Key, RunSearch, SessionSearch
 from pytest_asm_contract._contract.usage import PricingTable, Rates, RunUsage, run_usage
 from reference_stores.memory import InMemoryQueryAPI
@@ -185,3 +185,46 @@ class PrefixPicksShortestKey(_Zoo):
     def _priced(self, run: Run, table: PricingTable | None) -> RunUsage:
         shortest = None if table is None else _ShortestPrefix.model_validate(table.model_dump())
         return run_usage(run, shortest)
+
+
+# -- validation, stats, usage (QRY-5, QRY-8, QRY-9) ------------------------------------------------
+class LimitAboveMaximumCapped(_Zoo):
+    """A session search with a limit above 1000 is silently capped instead of refused."""
+
+    BREAKS = ("QRY-5",)
+
+    def search_sessions(self, **arguments: Any) -> SessionPage:
+        limit = arguments.get("limit")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > LIMIT_MAX:
+            arguments["limit"] = LIMIT_MAX
+        return super().search_sessions(**arguments)
+
+
+class ProvidersUsedInRunOrder(_Zoo):
+    """Stats list a provider once per run, in run order, instead of sorted and distinct."""
+
+    BREAKS = ("QRY-8",)
+
+    def get_session_stats(self, session_id: str) -> SessionStats:
+        stats = super().get_session_stats(session_id)
+        runs = self._store.list_runs(stats.session_id)
+        used = [r.provider for r in runs if r.provider is not None]
+        return stats.model_copy(update={"providers_used": used})
+
+
+class UsageTotalIsInputPlusOutput(_Zoo):
+    """The usage summary's total_tokens is input + output, ignoring a run's own total_tokens."""
+
+    BREAKS = ("QRY-9",)
+    ALSO = ("QRY-7",)  # its freshness check reads a new run's total_tokens in the summary
+
+    def get_usage_summary(self, **filters: Any) -> UsageSummary:
+        summary = super().get_usage_summary(**filters)
+        by_provider = {
+            name: figures.model_copy(
+                update={"total_tokens": figures.total_input_tokens + figures.total_output_tokens}
+            )
+            for name, figures in summary.by_provider.items()
+        }
+        total = summary.total_input_tokens + summary.total_output_tokens
+        return summary.model_copy(update={"total_tokens": total, "by_provider": by_provider})
