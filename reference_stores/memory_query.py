@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from pytest_asm_contract._contract.errors import ErrorCode, StoreError, validation_error
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, Run, Session
 from pytest_asm_contract._contract.query import (
     DEFAULT_EVENT_LIMIT,
@@ -31,10 +31,11 @@ from pytest_asm_contract._contract.query import (
 from pytest_asm_contract._contract.query_args import (
     EventFilters,
     EventSearch,
+    RunScope,
     RunSearch,
     SessionSearch,
+    check_flag,
     check_pricing_table,
-    check_time,
 )
 from pytest_asm_contract._contract.usage import (
     UNKNOWN,
@@ -228,11 +229,7 @@ class InMemoryQueryAPI:
         )
 
     def export_session(self, session_id: str, *, include_artifacts: bool = False) -> SessionExport:
-        if not isinstance(include_artifacts, bool):
-            raise validation_error(
-                f"include_artifacts must be a bool, got {include_artifacts!r}",
-                field="include_artifacts",
-            )
+        check_flag(include_artifacts, "include_artifacts")
         with self._store._lock:  # the session, its runs and events as of one moment
             session = self._session(session_id)
             runs = self._store.list_runs(session.id)
@@ -243,21 +240,11 @@ class InMemoryQueryAPI:
         )
 
     # -- aggregates -----------------------------------------------------------------------------
-    def _runs_between(
-        self, session_id: object, provider: object, since: object, until: object
-    ) -> list[Run]:
-        wanted_session = None if session_id is None else check_id(session_id, "session_id")
-        if provider is not None and not isinstance(provider, str):
-            raise validation_error(f"provider must be a string, got {provider!r}", field="provider")
-        start, end = check_time(since, "since"), check_time(until, "until")
-        _, runs, _ = self._state()
-        return [
-            r
-            for r in runs
-            if (wanted_session is None or r.session_id == wanted_session)
-            and (provider is None or r.provider == provider)
-            and _within(r.started_at, start, end)
-        ]
+    def _runs_in(self, scope: RunScope) -> list[Run]:
+        with self._store._lock:
+            agents = {s.id: s.agent_id for s in self._store._sessions.values()}
+            runs = list(self._store._runs.values())
+        return [r for r in runs if scope.matches(r, agents.get)]
 
     def get_usage_summary(
         self,
@@ -267,7 +254,8 @@ class InMemoryQueryAPI:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> UsageSummary:
-        runs = self._runs_between(session_id, provider, since, until)
+        scope = RunScope.of(session_id=session_id, provider=provider, since=since, until=until)
+        runs = self._runs_in(scope)
         by_provider: dict[str, list[Run]] = {}
         for run in runs:
             by_provider.setdefault(run.provider or UNKNOWN, []).append(run)
@@ -287,12 +275,10 @@ class InMemoryQueryAPI:
         pricing_table: Any = None,
     ) -> CostSummary:
         table = check_pricing_table(pricing_table)
-        agent = None if agent_id is None else check_id(agent_id, "agent_id")
-        runs = self._runs_between(session_id, provider, since, until)
-        if agent is not None:
-            sessions, _, _ = self._state()
-            agents_sessions = {s.id for s in sessions if s.agent_id == agent}
-            runs = [r for r in runs if r.session_id in agents_sessions]
+        scope = RunScope.of(
+            session_id=session_id, agent_id=agent_id, provider=provider, since=since, until=until
+        )
+        runs = self._runs_in(scope)
         total, priced, unmapped = 0.0, 0, 0
         by_provider: dict[str, float] = {}
         by_model: dict[str, float] = {}
@@ -316,10 +302,6 @@ class InMemoryQueryAPI:
 
     def _priced(self, run: Run, table: PricingTable | None) -> RunUsage:
         return run_usage(run, table)
-
-
-def _within(moment: datetime, since: datetime | None, until: datetime | None) -> bool:
-    return (since is None or moment >= since) and (until is None or moment < until)
 
 
 def _figures(runs: Iterable[Run]) -> UsageFigures:

@@ -16,9 +16,8 @@ import binascii
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, TypeVar
 
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError, validation_error
@@ -35,102 +34,26 @@ from pytest_asm_contract._contract.query import (
     DEFAULT_RUN_LIMIT,
     DEFAULT_SESSION_LIMIT,
     EVENT_ORDERS,
-    LIMIT_MAX,
     RUN_ORDERS,
     SESSION_ORDERS,
 )
-from pytest_asm_contract._contract.usage import PricingTable, token_totals
+from pytest_asm_contract._contract.query_checks import (
+    check_flag,
+    check_limit,
+    check_order,
+    check_pricing_table,
+    check_text,
+    check_time,
+    every_of,
+    member_of,
+    one_or_many,
+)
+from pytest_asm_contract._contract.usage import token_totals
 from pytest_asm_contract._contract.validation import check_id
 
-E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
 #: One position in an order: the order's value (a timestamp, a number) and the record's id.
 Key = tuple[Any, str]
-
-
-# -- single arguments ---------------------------------------------------------------------------
-def check_limit(value: object, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= LIMIT_MAX:
-        raise validation_error(
-            f"limit must be an int in 1..{LIMIT_MAX}, got {value!r}", field="limit"
-        )
-    return value
-
-
-def check_order(value: object, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise validation_error(
-            f"unknown order_by {value!r}; expected one of: {', '.join(allowed)}", field="order_by"
-        )
-    return value
-
-
-def check_time(value: object, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise validation_error(
-            f"{name} must be a timezone-aware datetime, got {value!r}", field=name
-        )
-    return value
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise validation_error(f"{name} must be a string, got {value!r:.80}", field=name)
-    return value
-
-
-def _many(value: object, name: str, each: Callable[[object, str], Any]) -> frozenset[Any] | None:
-    """One value, or a non-empty list of them (any of)."""
-    if value is None:
-        return None
-    if isinstance(value, str | Enum):
-        return frozenset({each(value, name)})
-    if not isinstance(value, list | tuple) or not value:
-        raise validation_error(
-            f"{name} must be one value or a non-empty list, got {value!r:.80}", field=name
-        )
-    return frozenset(each(item, name) for item in value)
-
-
-def _list(value: object, name: str, each: Callable[[object, str], Any]) -> frozenset[Any] | None:
-    """A non-empty list (any of)."""
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise validation_error(f"{name} must be a non-empty list, got {value!r:.80}", field=name)
-    return frozenset(each(item, name) for item in value)
-
-
-def _member(enum_type: type[E]) -> Callable[[object, str], E]:
-    def member(value: object, name: str) -> E:
-        try:
-            return enum_type(value)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in enum_type)
-            raise validation_error(
-                f"unknown {name} {value!r}; expected one of: {allowed}", field=name
-            ) from None
-
-    return member
-
-
-def check_pricing_table(value: object) -> PricingTable | None:
-    if value is None or isinstance(value, PricingTable):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return PricingTable.model_validate(value)
-        except ValueError as error:
-            raise validation_error(
-                f"invalid pricing_table: {error}", field="pricing_table"
-            ) from None
-    raise validation_error(
-        f"pricing_table must be a PricingTable, got {value!r:.80}", field="pricing_table"
-    )
 
 
 # -- cursors ------------------------------------------------------------------------------------
@@ -164,7 +87,7 @@ def _decode_value(value: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Search:
+class Search:
     """What the three searches share: the kind, the order, the limit and the cursor's key."""
 
     kind: str
@@ -222,7 +145,7 @@ class _Search:
         try:
             data = json.loads(payload)
             kind, order, digest, (value, record_id) = data["k"], data["o"], data["f"], data["a"]
-            key: Key = (_decode_value(value), _text(record_id, "cursor"))
+            key: Key = (_decode_value(value), check_text(record_id, "cursor"))
         except (ValueError, KeyError, TypeError, StoreError):
             raise _invalid_cursor("not a cursor this QueryAPI issued") from None
         if isinstance(key[0], datetime) is not self.ordered_by_time or isinstance(key[0], str):
@@ -260,7 +183,7 @@ def _time_filters(after: datetime | None, before: datetime | None, moment: datet
 
 
 @dataclasses.dataclass(frozen=True)
-class SessionSearch(_Search):
+class SessionSearch(Search):
     agent_id: str | None = None
     statuses: frozenset[SessionStatus] | None = None
     provider: str | None = None
@@ -284,22 +207,18 @@ class SessionSearch(_Search):
         limit: object = DEFAULT_SESSION_LIMIT,
         cursor: object = None,
     ) -> SessionSearch:
-        if not isinstance(include_deleted, bool):
-            raise validation_error(
-                f"include_deleted must be a bool, got {include_deleted!r}", field="include_deleted"
-            )
         search = cls(
             kind="sessions",
             order_by=check_order(order_by, SESSION_ORDERS),
             limit=check_limit(limit, DEFAULT_SESSION_LIMIT),
             after=None,
             agent_id=None if agent_id is None else check_id(agent_id, "agent_id"),
-            statuses=_many(status, "status", _member(SessionStatus)),
-            provider=None if provider is None else _text(provider, "provider"),
-            tags=_list(tags, "tags", _text),
+            statuses=one_or_many(status, "status", member_of(SessionStatus)),
+            provider=None if provider is None else check_text(provider, "provider"),
+            tags=every_of(tags, "tags", check_text),
             created_after=check_time(created_after, "created_after"),
             created_before=check_time(created_before, "created_before"),
-            include_deleted=include_deleted,
+            include_deleted=check_flag(include_deleted, "include_deleted"),
         )
         return dataclasses.replace(search, after=search._read_cursor(cursor))
 
@@ -335,7 +254,7 @@ def run_tokens(run: Run) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSearch(_Search):
+class RunSearch(Search):
     session_id: str | None = None
     provider: str | None = None
     statuses: frozenset[RunStatus] | None = None
@@ -369,8 +288,8 @@ class RunSearch(_Search):
             limit=check_limit(limit, DEFAULT_RUN_LIMIT),
             after=None,
             session_id=None if session_id is None else check_id(session_id, "session_id"),
-            provider=None if provider is None else _text(provider, "provider"),
-            statuses=_many(status, "status", _member(RunStatus)),
+            provider=None if provider is None else check_text(provider, "provider"),
+            statuses=one_or_many(status, "status", member_of(RunStatus)),
             started_after=check_time(started_after, "started_after"),
             started_before=check_time(started_before, "started_before"),
             min_tokens=min_tokens,
@@ -402,6 +321,46 @@ class RunSearch(_Search):
 
 
 @dataclasses.dataclass(frozen=True)
+class RunScope:
+    """The runs a usage or cost summary covers (QRY-9, QRY-10): ``since``/``until`` bound
+    ``started_at``; ``agent_id`` selects through the run's session."""
+
+    session_id: str | None = None
+    agent_id: str | None = None
+    provider: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        session_id: object = None,
+        agent_id: object = None,
+        provider: object = None,
+        since: object = None,
+        until: object = None,
+    ) -> RunScope:
+        return cls(
+            session_id=None if session_id is None else check_id(session_id, "session_id"),
+            agent_id=None if agent_id is None else check_id(agent_id, "agent_id"),
+            provider=None if provider is None else check_text(provider, "provider"),
+            since=check_time(since, "since"),
+            until=check_time(until, "until"),
+        )
+
+    def matches(self, run: Run, agent_of: Callable[[str], str | None]) -> bool:
+        """Whether ``run`` is covered; ``agent_of(session_id)`` is its session's agent."""
+        return (
+            (self.session_id is None or run.session_id == self.session_id)
+            and (self.provider is None or run.provider == self.provider)
+            and (self.since is None or run.started_at >= self.since)
+            and (self.until is None or run.started_at < self.until)
+            and (self.agent_id is None or agent_of(run.session_id) == self.agent_id)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class EventFilters:
     """The filters search_events and count_events share."""
 
@@ -426,15 +385,15 @@ class EventFilters:
         correlation_id: object = None,
     ) -> EventFilters:
         return cls(
-            session_ids=_list(session_ids, "session_ids", check_id),
-            run_ids=_list(run_ids, "run_ids", check_id),
-            types=_many(types, "types", _member(EventType)),
-            providers=_list(providers, "providers", _text),
+            session_ids=every_of(session_ids, "session_ids", check_id),
+            run_ids=every_of(run_ids, "run_ids", check_id),
+            types=one_or_many(types, "types", member_of(EventType)),
+            providers=every_of(providers, "providers", check_text),
             since=check_time(since, "since"),
             until=check_time(until, "until"),
             correlation_id=None
             if correlation_id is None
-            else _text(correlation_id, "correlation_id"),
+            else check_text(correlation_id, "correlation_id"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -460,7 +419,7 @@ class EventFilters:
 
 
 @dataclasses.dataclass(frozen=True)
-class EventSearch(_Search):
+class EventSearch(Search):
     where: EventFilters = EventFilters()
 
     @classmethod
@@ -498,8 +457,11 @@ __all__ = [
     "EventFilters",
     "EventSearch",
     "Key",
+    "RunScope",
     "RunSearch",
+    "Search",
     "SessionSearch",
+    "check_flag",
     "check_limit",
     "check_order",
     "check_pricing_table",

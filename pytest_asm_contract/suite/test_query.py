@@ -68,6 +68,34 @@ class TestQuery:
             "input + output, each counting only when an int >= 0"
         )
 
+    @rule("QRY-1")
+    def test_text_filters_compare_every_character(self, asm_store: Any, asm_query: Any) -> None:
+        """Tags, providers and correlation ids equal only when every character does: no case
+        folding, no trailing-space padding (a PAD SPACE collation), no accent folding."""
+        spellings = ("a", "a ", "A", "\u00e1", " a")
+        for n, text in enumerate(spellings):
+            asm_store.save_session(a_session(id=f"s{n}", tags=[text]))
+            asm_store.save_run(a_run(f"s{n}", id=f"r{n}", provider=text))
+            asm_store.append_event(
+                an_event(f"s{n}", id=f"e{n}", provider=text, correlation_id=text)
+            )
+        for n, text in enumerate(spellings):
+            found = {
+                "tags": _found(asm_query, "sessions", tags=[text]),
+                "provider (sessions)": _found(asm_query, "sessions", provider=text),
+                "provider (runs)": _found(asm_query, "runs", provider=text),
+                "providers": _found(asm_query, "events", providers=[text]),
+                "correlation_id": _found(asm_query, "events", correlation_id=text),
+            }
+            wanted = {
+                "tags": [f"s{n}"],
+                "provider (sessions)": [f"s{n}"],
+                "provider (runs)": [f"r{n}"],
+                "providers": [f"e{n}"],
+                "correlation_id": [f"e{n}"],
+            }
+            assert found == wanted, f"searching for {text!r} must find its own records only"
+
     # -- QRY-2: orders ------------------------------------------------------------------------
     @rule("QRY-2")
     @pytest.mark.parametrize(("kind", "order"), EVERY_ORDER)

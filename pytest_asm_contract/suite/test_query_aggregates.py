@@ -9,6 +9,7 @@ import pytest
 
 from pytest_asm_contract import rule
 from pytest_asm_contract._contract.errors import ErrorCode
+from pytest_asm_contract._contract.model import INT64_MAX
 from pytest_asm_contract.suite._builders import (
     a_run,
     a_session,
@@ -165,6 +166,45 @@ class TestQueryAggregates:
         )
         by_provider = {p: f.total_tokens for p, f in summary.by_provider.items()}
         assert by_provider == {"p1": 7, "unknown": 52}
+
+    @rule("QRY-9")
+    def test_usage_summary_sums_past_64_bits_and_keeps_providers_apart(
+        self, asm_store: Any, asm_query: Any
+    ) -> None:
+        """Counts are 64-bit, sums are not; "p" and "p " are two providers."""
+        top = INT64_MAX
+        asm_store.save_session(a_session(id="s-wide"))
+        for rid, provider, usage in (
+            ("w1", "p", {"input_tokens": top, "output_tokens": top}),
+            ("w2", "p", {"input_tokens": top, "total_tokens": top, "cache_read_tokens": top}),
+            ("w3", "p ", {"input_tokens": 1, "output_tokens": 2, "total_tokens": 1e16}),
+        ):
+            asm_store.save_run(a_run("s-wide", id=rid, provider=provider, token_usage=usage))
+
+        summary = asm_query.get_usage_summary(session_id="s-wide")
+        assert (summary.total_input_tokens, summary.total_output_tokens) == (2 * top + 1, top + 2)
+        assert summary.total_tokens == 3 * top + 3, (
+            "w1 counts input + output (2**64 - 2), w2 its total_tokens; w3's total_tokens is a "
+            "float and does not count; every sum exact"
+        )
+        assert {p: f.total_tokens for p, f in summary.by_provider.items()} == {
+            "p": 3 * top,
+            "p ": 3,
+        }, "providers that differ in a trailing space are two providers"
+
+    @rule("QRY-8")
+    def test_stats_sum_past_64_bits(self, asm_store: Any, asm_query: Any) -> None:
+        top = INT64_MAX
+        asm_store.save_session(a_session(id="s-wide"))
+        for rid, usage in (
+            ("w1", {"input_tokens": top, "output_tokens": top, "cache_read_tokens": top}),
+            ("w2", {"total_tokens": top, "cache_read_tokens": top}),
+        ):
+            asm_store.save_run(a_run("s-wide", id=rid, token_usage=usage))
+        totals = asm_query.get_session_stats("s-wide").token_totals
+        assert (totals.total_tokens, totals.cache_read_tokens) == (3 * top, 2 * top), (
+            "token counts are 64-bit, their sums are not: every sum exact"
+        )
 
     # -- QRY-10: cost -------------------------------------------------------------------------
     @rule("QRY-10")

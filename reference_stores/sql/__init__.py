@@ -1,8 +1,9 @@
 """The SQL reference store: SQLAlchemy 2 Core on SQLite (default), PostgreSQL and MariaDB/MySQL.
 
-    from reference_stores.sql import SqlSessionStore
+    from reference_stores.sql import SqlQueryAPI, SqlSessionStore
     store = SqlSessionStore()                                   # temporary SQLite file
     store = SqlSessionStore("postgresql+psycopg://user@host/db") # schema must be migrated
+    queries = SqlQueryAPI(store)                                # QueryAPI on the same database
 
 Importing this package never needs SQLAlchemy (contract DEP-1); building a store without it
 raises ``dependency_not_available`` naming the ``sql`` extra. The store module is loaded on first
@@ -16,12 +17,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reference_stores.sql.query import SqlQueryAPI
     from reference_stores.sql.store import SqlSessionStore
 
-__all__ = ["SqlSessionStore"]
+__all__ = ["SqlQueryAPI", "SqlSessionStore"]
+_MODULES = {"SqlSessionStore": "store", "SqlQueryAPI": "query"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SqlSessionStore":
-        return importlib.import_module("reference_stores.sql.store").SqlSessionStore
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"reference_stores.sql.{_MODULES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -141,6 +141,14 @@ def begin_write(connection: sa.Connection, engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def begin_read(connection: sa.Connection, engine: sa.Engine) -> None:
+    """Start a read transaction just begun on ``connection``: on a SQLite engine of ours, a
+    deferred ``BEGIN`` (its first read fixes the snapshot, in WAL mode); elsewhere the
+    connection's isolation level does."""
+    if engine in _autocommit_sqlite:
+        connection.exec_driver_sql("BEGIN")
+
+
 def _setup_sqlite(engine: sa.Engine, synchronous: str) -> None:
     _autocommit_sqlite.add(engine)
 

@@ -1,6 +1,6 @@
 """The tables of the SQL session store, as SQLAlchemy Core objects.
 
-Alembic owns the schema (``migrations/versions/0001_asm_schema.py`` creates exactly these tables;
+Alembic owns the schema (``migrations/versions/`` create exactly these tables and indexes;
 ``tests/stores/sql/test_migrations.py`` compares the two on every backend). The store only reads and
 writes through these objects.
 
@@ -202,6 +202,7 @@ def build_tables(prefix: str = DEFAULT_PREFIX) -> Tables:
         sa.Column("deleted_at", sa.BigInteger(), nullable=True),
         sa.Index(f"ix_{p}sessions_created", "created_at", "id"),
         sa.Index(f"ix_{p}sessions_agent", "agent_id", "created_at"),
+        sa.Index(f"ix_{p}sessions_updated", "updated_at", "id"),
         **MYSQL_TABLE_OPTIONS,
     )
     runs = sa.Table(
@@ -222,6 +223,7 @@ def build_tables(prefix: str = DEFAULT_PREFIX) -> Tables:
         sa.Column("provider", _text(), nullable=True),
         sa.Column("provider_metadata", _text(), nullable=False),
         sa.Index(f"ix_{p}runs_session", "session_id", "started_at", "id"),
+        sa.Index(f"ix_{p}runs_started", "started_at", "id"),
         **MYSQL_TABLE_OPTIONS,
     )
     events = sa.Table(
@@ -239,6 +241,9 @@ def build_tables(prefix: str = DEFAULT_PREFIX) -> Tables:
         sa.Column("provider", _text(), nullable=True),
         sa.Column("correlation_id", _text(), nullable=True),
         sa.UniqueConstraint("session_id", "sequence_number", name=f"uq_{p}events_session_sequence"),
+        sa.Index(f"ix_{p}events_order", "sequence_number", "id"),
+        sa.Index(f"ix_{p}events_time", "timestamp", "id"),
+        sa.Index(f"ix_{p}events_run", "run_id"),
         **MYSQL_TABLE_OPTIONS,
     )
     sequences = sa.Table(

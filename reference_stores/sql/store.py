@@ -197,6 +197,13 @@ class SqlSessionStore:
             if self._postgres
             else self._engine
         )
+        # Several statements that must see one state (the QueryAPI's pages and totals): one
+        # read transaction, a snapshot where the default isolation would not give one.
+        self._consistent_reader = (
+            self._engine.execution_options(isolation_level="REPEATABLE READ")
+            if self._postgres or self._mysql
+            else self._engine
+        )
         self._write_lock = engines.write_lock(base)
         self._gate = engines.gate(base)
         self._limits = codec.Limits(self._dialect)
@@ -332,13 +339,21 @@ class SqlSessionStore:
             with connection:
                 yield connection
 
-    def _read(self, operation: str, fn: Callable[[sa.Connection], T]) -> T:
-        """Run a read; one lost connection (a server restart, a killed session) is retried."""
+    def _read(
+        self, operation: str, fn: Callable[[sa.Connection], T], *, consistent: bool = False
+    ) -> T:
+        """Run a read; one lost connection (a server restart, a killed session) is retried.
+        ``consistent``: every statement of ``fn`` reads the same state (one read transaction)."""
         self._check_open(operation)
+        engine = self._consistent_reader if consistent else self._reader
         for attempt in itertools.count(1):
             try:
-                with self._connect(self._reader, operation, False) as connection:
-                    return fn(connection)
+                with self._connect(engine, operation, False) as connection:
+                    if not consistent:
+                        return fn(connection)
+                    with connection.begin():
+                        engines.begin_read(connection, self._base)
+                        return fn(connection)
             except StoreError:
                 raise
             except Exception as error:

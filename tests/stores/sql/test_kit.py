@@ -1,9 +1,11 @@
 """The whole contract kit against the SQL store on SQLite, PostgreSQL and MariaDB.
 
-Each run is a separate pytest process, exactly as a user runs it::
+Each run is a separate pytest process, exactly as a user runs it, with the QueryAPI too::
 
-    pytest --asm-store=reference_stores.sql:SqlSessionStore
     pytest --asm-store=reference_stores.sql:SqlSessionStore \\
+        --asm-query=reference_stores.sql:SqlQueryAPI
+    pytest --asm-store=reference_stores.sql:SqlSessionStore \\
+        --asm-query=reference_stores.sql:SqlQueryAPI \\
         --asm-store-option url=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
         --asm-store-option isolated=true
 """
@@ -20,13 +22,18 @@ from tests.stores.sql.conftest import server_url
 from tests.verdicts import may_skip_for, run_kit
 
 STORE = "reference_stores.sql:SqlSessionStore"
+QUERY = "reference_stores.sql:SqlQueryAPI"
 
 
 def run_kit_on(pytester: pytest.Pytester, *options: str) -> None:
     """The bundled suite in a pytest process of its own: every session-store rule must pass
-    (the store declares every capability but referential_integrity, and offers both hooks)."""
-    result, verdicts = run_kit(pytester, f"--asm-store={STORE}", *options, subprocess=True)
+    (the store declares every capability but referential_integrity, and offers both hooks),
+    and every QueryAPI rule."""
+    result, verdicts = run_kit(
+        pytester, f"--asm-store={STORE}", f"--asm-query={QUERY}", *options, subprocess=True
+    )
     wrong = verdicts.unexpected(Scope.SESSION_STORE, may_skip=may_skip_for(STORE))
+    wrong |= verdicts.unexpected(Scope.QUERY_API)
     assert not wrong, f"the SQL store did not pass {wrong}:\n{result.stdout.str()[-6000:]}"
     assert result.ret == 0, result.stdout.str()[-6000:]
 

@@ -104,6 +104,52 @@ def test_upgrade_is_idempotent_and_downgrade_removes_every_table(db_url: str, pr
     assert current(db_url, prefix) is None
 
 
+def _index_names(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return {str(i["name"]) for i in sa.inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+QUERY_INDEXES = {
+    "sessions": {"ix_{p}sessions_updated"},
+    "runs": {"ix_{p}runs_started"},
+    "events": {"ix_{p}events_order", "ix_{p}events_time", "ix_{p}events_run"},
+}
+
+
+@rule("MIG-1")
+def test_the_query_indexes_upgrade_a_populated_schema_and_downgrade_cleanly(
+    db_url: str, prefix: str
+) -> None:
+    """0001 (v0.7) -> 0002 adds the QueryAPI's indexes to a schema holding data, and back."""
+    upgrade(db_url, prefix, "0001_asm_schema")
+    with SqlSessionStore(db_url, table_prefix=prefix) as store:  # a v0.7 schema still serves
+        session = a_session()
+        store.save_session(session)
+
+    def query_indexes() -> set[str]:
+        found = set()
+        for table, names in QUERY_INDEXES.items():
+            wanted = {name.format(p=prefix) for name in names}
+            found |= wanted & _index_names(db_url, prefix + table)
+        return found
+
+    everything = {n.format(p=prefix) for names in QUERY_INDEXES.values() for n in names}
+    assert query_indexes() == set()
+    upgrade(db_url, prefix)
+    assert current(db_url, prefix) == HEAD == "0002_query_indexes"
+    assert query_indexes() == everything
+    assert _diff_against_store_tables(db_url, prefix) == []
+
+    downgrade(db_url, prefix, "0001_asm_schema")
+    assert current(db_url, prefix) == "0001_asm_schema"
+    assert query_indexes() == set()
+    with SqlSessionStore(db_url, table_prefix=prefix) as store:
+        assert store.get_session(session.id) == session  # the data stayed
+
+
 @rule("MIG-1")
 def test_command_line_upgrade_and_downgrade(db_url: str, prefix: str) -> None:
     def cli(*args: str) -> str:
