@@ -23,6 +23,7 @@ from pytest_asm_contract.suite.test_poll import TestPoll
 from pytest_asm_contract.suite.test_port import TestPort
 from pytest_asm_contract.suite.test_query import TestQuery
 from pytest_asm_contract.suite.test_query_aggregates import TestQueryAggregates
+from pytest_asm_contract.suite.test_query_concurrent import TestQueryConcurrentWrites
 from pytest_asm_contract.suite.test_runs import TestRuns
 from pytest_asm_contract.suite.test_sequencing import TestSequencing
 from pytest_asm_contract.suite.test_sessions import TestSessions
@@ -46,6 +47,7 @@ __all__ = [
     "TestProcessHistories",
     "TestQuery",
     "TestQueryAggregates",
+    "TestQueryConcurrentWrites",
     "TestRuns",
     "TestSequencing",
     "TestSessions",

@@ -96,6 +96,7 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.queries:OffsetCursor",
         "tests.zoo.queries:PrefixPicksShortestKey",
         "tests.zoo.queries:ProvidersUsedInRunOrder",
+        "tests.zoo.queries:StaleCopy",
         "tests.zoo.queries:TagsAnyOf",
         "tests.zoo.queries:TiesBrokenAscendingInDescendingOrders",
         "tests.zoo.queries:TotalCountAfterLimit",

@@ -6,12 +6,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from pytest_asm_contract._contract.model import Run, Session
-from pytest_asm_contract._contract.query import LIMIT_MAX, SessionPage, SessionStats, UsageSummary
+from pytest_asm_contract._contract.model import Event, Run, Session
+from pytest_asm_contract._contract.query import (
+    LIMIT_MAX,
+    EventPage,
+    RunPage,
+    SessionPage,
+    SessionStats,
+    UsageSummary,
+)
 from pytest_asm_contract._contract.query_args import EventSearch, Key, RunSearch, SessionSearch
 from pytest_asm_contract._contract.usage import PricingTable, Rates, RunUsage, run_usage
 from reference_stores.memory import InMemoryQueryAPI
@@ -228,3 +237,45 @@ class UsageTotalIsInputPlusOutput(_Zoo):
         }
         total = summary.total_input_tokens + summary.total_output_tokens
         return summary.model_copy(update={"total_tokens": total, "by_provider": by_provider})
+
+
+# -- freshness (QRY-7) -----------------------------------------------------------------------------
+class StaleCopy(_Zoo):
+    """Searches copy the store's data when a paging starts (a call without a cursor) and serve
+    the pages that follow a cursor from that copy: they miss every write that completed after
+    the first page. The other queries read the store."""
+
+    BREAKS = ("QRY-7",)
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self._copy: tuple[list[Session], list[Run], list[Event]] | None = None
+        self._call = threading.local()  # whether the running call follows a cursor, per thread
+
+    def _state(self) -> tuple[list[Session], list[Run], list[Event]]:
+        following = getattr(self._call, "following", None)
+        if following is None:
+            return super()._state()
+        if not following or self._copy is None:
+            self._copy = super()._state()
+        return self._copy
+
+    @contextlib.contextmanager
+    def _search(self, arguments: dict[str, Any]) -> Iterator[None]:
+        self._call.following = arguments.get("cursor") is not None
+        try:
+            yield
+        finally:
+            self._call.following = None
+
+    def search_sessions(self, **arguments: Any) -> SessionPage:
+        with self._search(arguments):
+            return super().search_sessions(**arguments)
+
+    def search_runs(self, **arguments: Any) -> RunPage:
+        with self._search(arguments):
+            return super().search_runs(**arguments)
+
+    def search_events(self, **arguments: Any) -> EventPage:
+        with self._search(arguments):
+            return super().search_events(**arguments)
