@@ -91,8 +91,15 @@ def asm_query_factory(pytestconfig: pytest.Config) -> Callable[[Any], Any]:
 
 
 @pytest.fixture
-def asm_query(asm_store: Any, asm_query_factory: Callable[[Any], Any]) -> Any:
-    """The QueryAPI built from this test's store: it sees exactly what ``asm_store`` holds."""
+def asm_query(asm_store: Any, request: pytest.FixtureRequest) -> Any:
+    """The QueryAPI built from this test's store: it sees exactly what ``asm_store`` holds.
+
+    A store whose backend cannot answer the queries says why in ``asm_query_unavailable`` (a
+    string); its QRY checks then skip with that reason, whatever ``--asm-query`` says."""
+    unavailable = getattr(asm_store, "asm_query_unavailable", None)
+    if isinstance(unavailable, str) and unavailable:
+        pytest.skip(f"{type(asm_store).__name__} offers no QueryAPI: {unavailable}")
+    asm_query_factory: Callable[[Any], Any] = request.getfixturevalue("asm_query_factory")
     query = asm_query_factory(asm_store)
     missing = [name for name in QUERY_OPERATIONS if not callable(getattr(query, name, None))]
     if missing:
