@@ -144,7 +144,9 @@ def cursor_of_page(fetch: Callable[[str | None], Any], page: int) -> str:
     return cursor  # type: ignore[return-value]
 
 
-def measure(backend: str, events: int, sessions: int, repeat: int) -> list[tuple[str, float]]:
+def measure(
+    backend: str, events: int, sessions: int, repeat: int, far_page: int
+) -> list[tuple[str, float]]:
     store = open_store(backend)
     figures: list[tuple[str, float]] = []
     try:
@@ -155,13 +157,13 @@ def measure(backend: str, events: int, sessions: int, repeat: int) -> list[tuple
             def page(cursor: str | None, order: str = order) -> Any:
                 return queries.search_events(order_by=order, limit=100, cursor=cursor)
 
-            far = cursor_of_page(page, 1000)
+            far = cursor_of_page(page, far_page)
             first_ms = median_ms(lambda page=page: page(None), repeat)
             far_ms = median_ms(lambda page=page, far=far: page(far), repeat)
             figures += [
                 (f"search_events {order} page 1 (ms)", first_ms),
-                (f"search_events {order} page 1000 (ms)", far_ms),
-                (f"  ratio page 1000 / page 1 ({order})", far_ms / first_ms),
+                (f"search_events {order} page {far_page} (ms)", far_ms),
+                (f"  ratio page {far_page} / page 1 ({order})", far_ms / first_ms),
             ]
         middle = f"s{sessions // 2:06d}"
         count_ms = median_ms(lambda: queries.count_events(session_ids=[middle]), repeat)
@@ -216,13 +218,15 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
+    parser.add_argument("--far-page", type=int, default=1000, help="the page set against page 1")
     args = parser.parse_args()
-    if args.events // args.sessions < 1 or args.events // 100 < 1000:
-        parser.error("--events must give 1,000 pages of 100 and at least one event per session")
+    if args.events // args.sessions < 1 or args.events // 100 < args.far_page:
+        parser.error("--events must fill --far-page pages of 100, with an event per session")
     backends = [b for b in args.backends.split(",") if b and reachable(b)]
     print(f"{args.events:,} events in {args.sessions:,} sessions; median of {args.repeat} calls")
     results = {
-        backend: measure(backend, args.events, args.sessions, args.repeat) for backend in backends
+        backend: measure(backend, args.events, args.sessions, args.repeat, args.far_page)
+        for backend in backends
     }
     labels = [label for label, _ in results[backends[0]]] if backends else []
     print(f"{'figure':50}" + "".join(f"{b:>12}" for b in backends))

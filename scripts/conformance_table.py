@@ -9,7 +9,8 @@ are merged with ``asm-contract-compare`` (``pytest_asm_contract._plugin.compare`
 
 - ``memory``: ``reference_stores.memory:InMemorySessionStore`` with its QueryAPI
   (``InMemoryQueryAPI``);
-- ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite);
+- ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite) and its QueryAPI
+  (``SqlQueryAPI``);
 - ``s3``: ``reference_stores.s3:S3SessionStore`` on a local moto server (needs the ``s3`` and
   ``test`` extras; left out, with a note, when they are not installed);
 - ``example``: ``examples/sqlite3-adapter``, the example third-party adapter.
@@ -55,8 +56,13 @@ STORES = {
     ),
     "sql": Store(
         "sql",
-        "reference_stores.sql:SqlSessionStore (SQLite)",
-        ("--asm-store=reference_stores.sql:SqlSessionStore", "-n", "2"),
+        "reference_stores.sql:SqlSessionStore + SqlQueryAPI (SQLite)",
+        (
+            "--asm-store=reference_stores.sql:SqlSessionStore",
+            "--asm-query=reference_stores.sql:SqlQueryAPI",
+            "-n",
+            "2",
+        ),
     ),
     "s3": Store(
         "s3",

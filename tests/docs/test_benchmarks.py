@@ -31,3 +31,18 @@ def test_sql_throughput_runs_end_to_end_on_sqlite() -> None:
     assert float(replay[1].replace(",", "")) > 0
     assert threads[2:] == ["0", "0"]  # no gaps, no repeats
     assert len(reads) == 4
+
+
+def test_query_benchmark_runs_end_to_end_on_sqlite() -> None:
+    tiny = ["--events", "2000", "--sessions", "40", "--repeat", "1", "--far-page", "5"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "query.py"), *tiny, "--backends", "sqlite"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    ratios = [line for line in result.stdout.splitlines() if line.strip().startswith("ratio")]
+    assert len(ratios) == 9, result.stdout
+    assert all(float(line.split()[-1]) > 0 for line in ratios)
