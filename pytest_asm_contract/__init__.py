@@ -61,6 +61,11 @@ from pytest_asm_contract._contract.query import (
     UsageFigures,
     UsageSummary,
 )
+from pytest_asm_contract._contract.registry import (
+    REGISTRY_OPERATIONS,
+    ArtifactRegistry,
+    as_artifact_meta,
+)
 from pytest_asm_contract._contract.rules import RULES, Level, Rule, Scope, get_rule
 from pytest_asm_contract._contract.usage import (
     PricingTable,
@@ -107,11 +112,13 @@ __all__ = [
     "LIMIT_MAX",
     "PROFILES",
     "QUERY_OPERATIONS",
+    "REGISTRY_OPERATIONS",
     "RETRYABLE_CODES",
     "RULES",
     "SESSION_STORE_OPERATIONS",
     "STORAGE_CODES",
     "ArtifactMeta",
+    "ArtifactRegistry",
     "ArtifactStore",
     "BackendFault",
     "Capability",
@@ -155,6 +162,7 @@ __all__ = [
     "UsageFigures",
     "UsageSummary",
     "__version__",
+    "as_artifact_meta",
     "as_event",
     "as_events",
     "as_execution_result",

@@ -30,6 +30,7 @@ from pytest_asm_contract._contract.model import (
     Session,
     SessionStatus,
 )
+from pytest_asm_contract._contract.query import ArtifactMeta
 from pytest_asm_contract._contract.validation import (
     EventQuery,
     Page,
@@ -54,6 +55,8 @@ class InMemorySessionStore:
         self._runs: dict[str, Run] = {}
         self._events: dict[str, list[Event]] = {}
         self._event_ids: dict[str, Event] = {}  # global id index (IDEM-1)
+        # artifact metadata by id, written by InMemoryArtifactRegistry (REG-3: deleted here)
+        self._artifact_meta: dict[str, ArtifactMeta] = {}
         self._gate = FaultGate()
 
     def asm_fault_target(self) -> FaultGate:
@@ -116,13 +119,16 @@ class InMemorySessionStore:
         check_id(session_id, "session_id")
         with self._backend("delete_session") as gate, self._lock:
             runs = [r.id for r in self._runs.values() if r.session_id == session_id]
-            for what in ("events", "runs", "session"):
+            artifacts = [a.id for a in self._artifact_meta.values() if a.session_id == session_id]
+            for what in ("events", "runs", "artifacts", "session"):
                 gate.before_write(what)
             self._sessions.pop(session_id, None)
             for run_id in runs:
                 del self._runs[run_id]
             for event in self._events.pop(session_id, []):
                 del self._event_ids[event.id]
+            for artifact_id in artifacts:
+                del self._artifact_meta[artifact_id]
             gate.after_commit("delete_session")
 
     # -- runs -----------------------------------------------------------------------------------
@@ -287,5 +293,11 @@ def check_id_key(key: object) -> str:
 
 # The QueryAPI over this store lives in a module of its own; it is offered from here, beside it.
 from reference_stores.memory_query import InMemoryQueryAPI  # noqa: E402
+from reference_stores.memory_registry import InMemoryArtifactRegistry  # noqa: E402
 
-__all__ = ["InMemoryArtifactStore", "InMemoryQueryAPI", "InMemorySessionStore"]
+__all__ = [
+    "InMemoryArtifactRegistry",
+    "InMemoryArtifactStore",
+    "InMemoryQueryAPI",
+    "InMemorySessionStore",
+]

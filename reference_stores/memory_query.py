@@ -19,6 +19,7 @@ from pytest_asm_contract._contract.query import (
     DEFAULT_EVENT_LIMIT,
     DEFAULT_RUN_LIMIT,
     DEFAULT_SESSION_LIMIT,
+    ArtifactMeta,
     CostSummary,
     EventPage,
     RunPage,
@@ -37,6 +38,7 @@ from pytest_asm_contract._contract.query_args import (
     check_flag,
     check_pricing_table,
 )
+from pytest_asm_contract._contract.registry import registry_order
 from pytest_asm_contract._contract.usage import (
     UNKNOWN,
     PricingTable,
@@ -55,6 +57,7 @@ class _MemoryBackend(Protocol):
     _sessions: dict[str, Session]
     _runs: dict[str, Run]
     _events: dict[str, list[Event]]
+    _artifact_meta: dict[str, ArtifactMeta]
 
     def list_runs(self, session_id: str) -> list[Run]: ...
 
@@ -230,13 +233,18 @@ class InMemoryQueryAPI:
 
     def export_session(self, session_id: str, *, include_artifacts: bool = False) -> SessionExport:
         check_flag(include_artifacts, "include_artifacts")
-        with self._store._lock:  # the session, its runs and events as of one moment
+        with self._store._lock:  # the session, its runs, events and artifacts as of one moment
             session = self._session(session_id)
             runs = self._store.list_runs(session.id)
             events = self._store.get_events(session.id)
-        # The in-memory store keeps no artifact registry: its sessions have no artifact metadata.
+            artifacts = [
+                a for a in self._store._artifact_meta.values() if a.session_id == session.id
+            ]
         return SessionExport(
-            session=session.model_copy(deep=True), runs=runs, events=events, artifacts=[]
+            session=session.model_copy(deep=True),
+            runs=runs,
+            events=events,
+            artifacts=sorted(artifacts, key=registry_order) if include_artifacts else [],
         )
 
     # -- aggregates -----------------------------------------------------------------------------

@@ -33,6 +33,9 @@ def render() -> str:
                 Scope.ARTIFACT_STORE: "the artifact suite (`--asm-artifact-store`)",
                 Scope.PACKAGE: "the project's tests of its own modules",
                 Scope.QUERY_API: "the bundled suite with a QueryAPI (`--asm-query`)",
+                Scope.ARTIFACT_REGISTRY: (
+                    "the bundled suite with an artifact registry (`--asm-artifact-registry`)"
+                ),
             }[rule.scope]
             lines += [f"### {rule.id} ({level})", "", rule.statement, "", f"Checked by {checked}."]
             if rule.hints:

@@ -25,6 +25,7 @@ class Scope(enum.StrEnum):
     SESSION_STORE = "session store"  # the bundled suite, via --asm-store
     ARTIFACT_STORE = "artifact store"  # via --asm-artifact-store
     QUERY_API = "query api"  # the QueryAPI built from the session store, via --asm-query
+    ARTIFACT_REGISTRY = "artifact registry"  # built from the store, via --asm-artifact-registry
     PACKAGE = "package"  # the kit's and reference stores' own modules (the project's tests)
 
 
@@ -66,6 +67,7 @@ GROUPS: dict[str, str] = {
     "MIG": "Schema migrations",
     "ART": "Artifact stores",
     "QRY": "QueryAPI (search across sessions)",
+    "REG": "Artifact registry (artifact metadata)",
 }
 
 RULES: tuple[Rule, ...] = (
@@ -517,6 +519,29 @@ RULES: tuple[Rule, ...] = (
             "prefix resolution picking the shortest matching key",
         ),
         scope=Scope.QUERY_API,
+    ),
+    # -- the artifact registry (query-maintenance.md section 5) --------------------------------
+    Rule(
+        "REG-1",
+        "register inserts or replaces the metadata by id and returns it as stored; get returns "
+        "it equal field for field (DATA-1 rules); an unknown id raises not_found; delete is "
+        "idempotent.",
+        ("register appending a second record for a known id", "timestamps or JSON not exact"),
+        scope=Scope.ARTIFACT_REGISTRY,
+    ),
+    Rule(
+        "REG-2",
+        "list_by_session returns the session's records ordered by (created_at, id).",
+        ("records in insertion order", "ties on created_at left unordered"),
+        scope=Scope.ARTIFACT_REGISTRY,
+    ),
+    Rule(
+        "REG-3",
+        "delete_session removes the session's artifact metadata in the same atomic step as the "
+        "rest of the session. Registering metadata for a session that does not exist is "
+        "allowed (no referential integrity).",
+        ("delete_session leaving the session's artifact metadata behind",),
+        scope=Scope.ARTIFACT_REGISTRY,
     ),
 )
 

@@ -21,6 +21,7 @@ from pytest_asm_contract._contract.port import (
     reopen_spec,
 )
 from pytest_asm_contract._contract.query import QUERY_OPERATIONS
+from pytest_asm_contract._contract.registry import REGISTRY_OPERATIONS
 from pytest_asm_contract._contract.rules import CAPABILITIES
 from pytest_asm_contract._faults.policies import Relay
 from pytest_asm_contract._faults.targets import DRIVERS, DriverFaults, Injector, injector_for
@@ -76,39 +77,75 @@ def asm_artifact_store(asm_artifact_store_factory: StoreFactory) -> Generator[An
         close_store(store)
 
 
+def _side_builder(config: pytest.Config, name: str, what: str, example: str) -> Any:
+    """The builder of side port ``name`` (``--asm-query``, ...), or a skip saying how to set it."""
+    port = config.stash[STATE].side_ports[name]
+    if port.builder is None:
+        pytest.skip(
+            f"no {what} configured: pass {port.option}=module:attr (a callable taking the store "
+            f"under test, e.g. {example}), set asm_{name} in the ini file, or override the "
+            f"asm_{name}_factory fixture"
+        )
+    return port.builder
+
+
+def _side_object(
+    store: Any, request: pytest.FixtureRequest, name: str, what: str, operations: tuple[str, ...]
+) -> Any:
+    """Side port ``name`` built from ``store``. A store whose backend cannot offer it says why in
+    ``asm_<name>_unavailable`` (a string); the checks then skip with that reason."""
+    unavailable = getattr(store, f"asm_{name}_unavailable", None)
+    if isinstance(unavailable, str) and unavailable:
+        pytest.skip(f"{type(store).__name__} offers no {what}: {unavailable}")
+    factory: Callable[[Any], Any] = request.getfixturevalue(f"asm_{name}_factory")
+    built = factory(store)
+    missing = [op for op in operations if not callable(getattr(built, op, None))]
+    if missing:
+        pytest.fail(
+            f"the {what} ({type(built).__name__}) lacks {', '.join(missing)}: it offers the "
+            "operations docs/api.md lists",
+            pytrace=False,
+        )
+    return built
+
+
 @pytest.fixture(scope="session")
 def asm_query_factory(pytestconfig: pytest.Config) -> Callable[[Any], Any]:
     """Builds the QueryAPI under test from a store (``--asm-query``). Override it in a conftest
     for custom setup."""
-    builder = pytestconfig.stash[STATE].query_builder
-    if builder is None:
-        pytest.skip(
-            "no QueryAPI configured: pass --asm-query=module:attr (a callable taking the store "
-            "under test, e.g. reference_stores.memory:InMemoryQueryAPI), set asm_query in the "
-            "ini file, or override the asm_query_factory fixture"
-        )
+    builder: Callable[[Any], Any] = _side_builder(
+        pytestconfig, "query", "QueryAPI", "reference_stores.memory:InMemoryQueryAPI"
+    )
     return builder
 
 
 @pytest.fixture
 def asm_query(asm_store: Any, request: pytest.FixtureRequest) -> Any:
-    """The QueryAPI built from this test's store: it sees exactly what ``asm_store`` holds.
+    """The QueryAPI built from this test's store: it sees exactly what ``asm_store`` holds
+    (skipped with the store's reason when it sets ``asm_query_unavailable``)."""
+    return _side_object(asm_store, request, "query", "QueryAPI", QUERY_OPERATIONS)
 
-    A store whose backend cannot answer the queries says why in ``asm_query_unavailable`` (a
-    string); its QRY checks then skip with that reason, whatever ``--asm-query`` says."""
-    unavailable = getattr(asm_store, "asm_query_unavailable", None)
-    if isinstance(unavailable, str) and unavailable:
-        pytest.skip(f"{type(asm_store).__name__} offers no QueryAPI: {unavailable}")
-    asm_query_factory: Callable[[Any], Any] = request.getfixturevalue("asm_query_factory")
-    query = asm_query_factory(asm_store)
-    missing = [name for name in QUERY_OPERATIONS if not callable(getattr(query, name, None))]
-    if missing:
-        pytest.fail(
-            f"the QueryAPI ({type(query).__name__}) lacks {', '.join(missing)}: a QueryAPI "
-            "offers the eight queries of docs/api.md",
-            pytrace=False,
-        )
-    return query
+
+@pytest.fixture(scope="session")
+def asm_artifact_registry_factory(pytestconfig: pytest.Config) -> Callable[[Any], Any]:
+    """Builds the artifact registry under test from a store (``--asm-artifact-registry``).
+    Override it in a conftest for custom setup."""
+    builder: Callable[[Any], Any] = _side_builder(
+        pytestconfig,
+        "artifact_registry",
+        "artifact registry",
+        "reference_stores.memory:InMemoryArtifactRegistry",
+    )
+    return builder
+
+
+@pytest.fixture
+def asm_artifact_registry(asm_store: Any, request: pytest.FixtureRequest) -> Any:
+    """The artifact registry built from this test's store: it keeps its records in the store's
+    backend (skipped with the store's reason when it sets ``asm_artifact_registry_unavailable``)."""
+    return _side_object(
+        asm_store, request, "artifact_registry", "artifact registry", REGISTRY_OPERATIONS
+    )
 
 
 @pytest.fixture(scope="session")

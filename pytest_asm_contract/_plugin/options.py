@@ -22,7 +22,7 @@ from pytest_asm_contract._plugin.loading import (
 )
 from pytest_asm_contract._plugin.profiles import DEFAULT_PROFILE, PROFILES
 from pytest_asm_contract._plugin.report import ConformanceReport
-from pytest_asm_contract._plugin.state import ContractState
+from pytest_asm_contract._plugin.state import ContractState, SidePort
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -64,6 +64,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODULE:ATTR",
         help="QueryAPI under test (QRY rules): a callable that takes the store under test and "
         "returns its QueryAPI, e.g. reference_stores.memory:InMemoryQueryAPI. (ini: asm_query)",
+    )
+    group.addoption(
+        "--asm-artifact-registry",
+        metavar="MODULE:ATTR",
+        help="artifact registry under test (REG rules): a callable that takes the store under "
+        "test and returns its registry, e.g. reference_stores.memory:InMemoryArtifactRegistry. "
+        "(ini: asm_artifact_registry)",
     )
     group.addoption(
         "--asm-profile",
@@ -113,9 +120,23 @@ def add_options(parser: pytest.Parser) -> None:
         "linelist",
     )
     parser.addini("asm_query", "QueryAPI under test, as module:attr taking the store")
+    parser.addini(
+        "asm_artifact_registry", "artifact registry under test, as module:attr taking the store"
+    )
     parser.addini("asm_profile", "Hypothesis budget: quick, ci or deep", default=DEFAULT_PROFILE)
     parser.addini("asm_rules", "rules or groups to run, comma-separated")
     parser.addini("asm_report", "conformance report path (writes PATH.json, PATH.md, PATH.html)")
+
+
+#: The ports built from the store under test: name -> the ini name of its option.
+SIDE_PORTS = {"query": "asm_query", "artifact_registry": "asm_artifact_registry"}
+
+
+def _side_port(config: pytest.Config, name: str) -> SidePort:
+    ini = SIDE_PORTS[name]
+    option = "--" + ini.replace("_", "-")
+    target = _setting(config, ini) or None
+    return SidePort(option, target, resolve_target(target, option) if target else None)
 
 
 def _setting(config: pytest.Config, name: str) -> Any:
@@ -137,8 +158,7 @@ def read_state(config: pytest.Config) -> ContractState:
     if artifact_spec and artifact_factory and worker_input is None:
         check_artifact_store(artifact_factory, artifact_spec)
 
-    query_target = _setting(config, "asm_query") or None
-    query_builder = resolve_target(query_target, "--asm-query") if query_target else None
+    side_ports = {name: _side_port(config, name) for name in SIDE_PORTS}
 
     profile = _setting(config, "asm_profile") or DEFAULT_PROFILE
     if profile not in PROFILES:
@@ -166,8 +186,7 @@ def read_state(config: pytest.Config) -> ContractState:
         factory=factory,
         artifact_spec=artifact_spec,
         artifact_factory=artifact_factory,
-        query_target=query_target,
-        query_builder=query_builder,
+        side_ports=side_ports,
         profile=profile,
         seed=seed,
         selected_rules=selected,

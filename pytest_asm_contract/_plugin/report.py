@@ -63,6 +63,11 @@ def _not_run_reason(rule: Rule, selected: bool) -> str:
         return "checked against an artifact store (--asm-artifact-store)"
     if rule.scope is Scope.QUERY_API:
         return "checked against a QueryAPI built from the store (--asm-query=MODULE:ATTR)"
+    if rule.scope is Scope.ARTIFACT_REGISTRY:
+        return (
+            "checked against an artifact registry built from the store "
+            "(--asm-artifact-registry=MODULE:ATTR)"
+        )
     if rule.scope is Scope.PACKAGE:
         return "checked by the kit's own tests on its reference stores, not against a store"
     return "no test of the bundled suite checks this rule yet"

@@ -14,15 +14,24 @@ from pytest_asm_contract._plugin.loading import StoreFactory, StoreSpec
 from pytest_asm_contract._plugin.report import ConformanceReport
 
 
+@dataclasses.dataclass(frozen=True)
+class SidePort:
+    """A port built from the store under test, as an option names it."""
+
+    option: str
+    target: str | None
+    builder: Callable[[Any], Any] | None
+
+
 @dataclasses.dataclass
 class ContractState:
     spec: StoreSpec | None
     factory: StoreFactory | None
     artifact_spec: StoreSpec | None
     artifact_factory: StoreFactory | None
-    #: ``--asm-query``: what builds the QueryAPI from the store under test.
-    query_target: str | None
-    query_builder: Callable[[Any], Any] | None
+    #: The side ports' builders, each taking the store under test (``--asm-query``,
+    #: ``--asm-artifact-registry``): port name -> (module:attr, callable), None when not given.
+    side_ports: dict[str, SidePort]
     profile: str
     seed: int
     selected_rules: frozenset[str]

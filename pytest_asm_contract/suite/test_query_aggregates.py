@@ -10,6 +10,7 @@ import pytest
 from pytest_asm_contract import rule
 from pytest_asm_contract._contract.errors import ErrorCode
 from pytest_asm_contract._contract.model import INT64_MAX
+from pytest_asm_contract._contract.query import ArtifactMeta
 from pytest_asm_contract.suite._builders import (
     a_run,
     a_session,
@@ -110,6 +111,30 @@ class TestQueryAggregates:
             assert sequences(export.events) == [1, 2, 3], "events in EVT-2 (sequence) order"
             assert export.events == asm_store.get_events("s-exp")
             assert export.artifacts == [], "artifacts are [] without include_artifacts"
+
+    @rule("QRY-8")
+    def test_export_with_artifacts_holds_the_sessions_metadata_in_order(
+        self, asm_store: Any, asm_query: Any, asm_artifact_registry: Any
+    ) -> None:
+        asm_store.save_session(a_session(id="s-exp"))
+        for artifact_id, second, session_id in (
+            ("art-b", 5, "s-exp"),
+            ("art-a", 5, "s-exp"),
+            ("art-c", 1, "s-exp"),
+            ("art-x", 0, "s-other"),
+        ):
+            asm_artifact_registry.register(
+                ArtifactMeta(
+                    id=artifact_id, session_id=session_id, key=artifact_id, created_at=at(second)
+                )
+            )
+        export = asm_query.export_session("s-exp", include_artifacts=True)
+        assert export.artifacts == asm_artifact_registry.list_by_session("s-exp"), (
+            "with include_artifacts the export holds the session's artifact metadata as the "
+            "registry returns it"
+        )
+        assert [a.id for a in export.artifacts] == ["art-c", "art-a", "art-b"], "REG-2 order"
+        assert asm_query.export_session("s-exp").artifacts == []
 
     # -- QRY-9: usage -------------------------------------------------------------------------
     @rule("QRY-9")

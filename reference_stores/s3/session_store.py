@@ -109,6 +109,10 @@ class S3SessionStore(LogStore):
         "an S3 bucket lists objects by key prefix only: searching, ordering and paging across "
         "sessions would read every session's log"
     )
+    asm_artifact_registry_unavailable = (
+        "the S3 store keeps no artifact metadata beside its session logs (the bytes go to "
+        "S3ArtifactStore)"
+    )
 
     def __init__(
         self,

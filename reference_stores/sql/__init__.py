@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reference_stores.sql.query import SqlQueryAPI
+    from reference_stores.sql.registry import SqlArtifactRegistry
     from reference_stores.sql.store import SqlSessionStore
 
-__all__ = ["SqlQueryAPI", "SqlSessionStore"]
-_MODULES = {"SqlSessionStore": "store", "SqlQueryAPI": "query"}
+__all__ = ["SqlArtifactRegistry", "SqlQueryAPI", "SqlSessionStore"]
+_MODULES = {
+    "SqlSessionStore": "store",
+    "SqlQueryAPI": "query",
+    "SqlArtifactRegistry": "registry",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_asm_contract._contract.errors import validation_error
-from pytest_asm_contract._contract.model import Event, Run, Session
+from pytest_asm_contract._contract.model import INT64_MAX, Event, Run, Session
+from pytest_asm_contract._contract.query import ArtifactMeta
 from reference_stores.sql.schema import COLUMNS
 
 try:
@@ -156,6 +157,15 @@ class Limits:
                 ("session.parent_session_id", session.parent_session_id),
             )
         )
+
+    def check_artifact_meta(self, meta: ArtifactMeta) -> None:
+        self.check((f"meta.{name}", getattr(meta, name)) for name in ARTIFACT_TEXT)
+        if meta.byte_size is not None and meta.byte_size > INT64_MAX:
+            raise validation_error(
+                f"meta.byte_size {meta.byte_size} cannot be stored: above 2**63 - 1",
+                field="meta.byte_size",
+                backend=self.dialect_name,
+            )
 
     def check_run(self, run: Run) -> None:
         self.check(
@@ -308,3 +318,46 @@ def event_from_row(row: Mapping[Any, Any]) -> Event:
             "correlation_id": row["correlation_id"],
         }
     )
+
+
+def artifact_meta_row(meta: ArtifactMeta) -> dict[str, Any]:
+    return {
+        "id": meta.id,
+        "session_id": meta.session_id,
+        "run_id": meta.run_id,
+        "key": meta.key,
+        "content_type": meta.content_type,
+        "byte_size": meta.byte_size,
+        "checksum_sha256": meta.checksum_sha256,
+        "storage_backend": meta.storage_backend,
+        "storage_ref": meta.storage_ref,
+        "metadata": dump_json(meta.metadata),
+        "created_at": to_micros(meta.created_at),
+        "deleted_at": _opt_micros(meta.deleted_at),
+    }
+
+
+def artifact_meta_from_row(row: Mapping[Any, Any]) -> ArtifactMeta:
+    size = row["byte_size"]
+    return ArtifactMeta.model_validate(
+        {
+            **{name: row[name] for name in ARTIFACT_TEXT},
+            "byte_size": None if size is None else int(size),
+            "metadata": load_json(row["metadata"]),
+            "created_at": from_micros(row["created_at"]),
+            "deleted_at": _opt_datetime(row["deleted_at"]),
+        }
+    )
+
+
+#: The registry's columns read back as they are.
+ARTIFACT_TEXT = (
+    "id",
+    "session_id",
+    "run_id",
+    "key",
+    "content_type",
+    "checksum_sha256",
+    "storage_backend",
+    "storage_ref",
+)

@@ -43,7 +43,7 @@ except ImportError:  # DEP-1
     sa = None  # type: ignore[assignment]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0002_query_indexes"
+HEAD = "0003_artifact_registry"
 #: How long ``drop`` waits for a lock before giving up (the cleanup at exit must never hang on a
 #: session someone left open on one of its tables).
 DROP_LOCK_TIMEOUT_S = 10

@@ -404,14 +404,25 @@ class SqlQueryAPI:
             .order_by(events.c.sequence_number)
         )
 
+        registry = self._t.artifact_registry
+        artifact_rows = (
+            sa.select(registry)
+            .where(registry.c.session_id == checked)
+            .order_by(registry.c.created_at, registry.c.id)
+        )
+
         def read(connection: sa.Connection) -> SessionExport:
             session = self._session(connection, checked)
             return SessionExport(
                 session=session,
                 runs=[codec.run_from_row(r) for r in connection.execute(run_rows).mappings()],
                 events=[codec.event_from_row(r) for r in connection.execute(event_rows).mappings()],
-                # The SQL store keeps no artifact registry: its sessions have no artifact metadata.
-                artifacts=[],
+                artifacts=[
+                    codec.artifact_meta_from_row(r)
+                    for r in connection.execute(artifact_rows).mappings()
+                ]
+                if include_artifacts
+                else [],
             )
 
         export: SessionExport = self._read("export_session", read)

@@ -41,7 +41,7 @@ ID_BYTES = 4 * ID_LENGTH
 DEFAULT_PREFIX = "asm_"
 #: Table names are ``<prefix><table>``; index names add a few characters, and MySQL allows 64.
 PREFIX_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,29}")
-TABLES = ("sessions", "runs", "events", "sequences", "artifacts")
+TABLES = ("sessions", "runs", "events", "sequences", "artifacts", "artifact_registry")
 MYSQL_DIALECTS = ("mysql", "mariadb")
 MYSQL_TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
@@ -102,6 +102,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "location",
         "created_at",
         "updated_at",
+    ),
+    "artifact_registry": (
+        "id",
+        "session_id",
+        "run_id",
+        "key",
+        "content_type",
+        "byte_size",
+        "checksum_sha256",
+        "storage_backend",
+        "storage_ref",
+        "metadata",
+        "created_at",
+        "deleted_at",
     ),
 }
 
@@ -167,6 +181,7 @@ class Tables:
     events: sa.Table
     sequences: sa.Table
     artifacts: sa.Table
+    artifact_registry: sa.Table
 
     def names(self) -> dict[str, str]:
         """Logical table name -> real table name."""
@@ -266,7 +281,25 @@ def build_tables(prefix: str = DEFAULT_PREFIX) -> Tables:
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         **MYSQL_TABLE_OPTIONS,
     )
-    return Tables(prefix, md, sessions, runs, events, sequences, artifacts)
+    artifact_registry = sa.Table(
+        f"{p}artifact_registry",
+        md,
+        sa.Column("id", Identifier(), primary_key=True),
+        sa.Column("session_id", Identifier(), nullable=False),
+        sa.Column("run_id", Identifier(), nullable=True),
+        sa.Column("key", _text(), nullable=False),
+        sa.Column("content_type", _text(), nullable=True),
+        sa.Column("byte_size", sa.BigInteger(), nullable=True),
+        sa.Column("checksum_sha256", _text(), nullable=True),
+        sa.Column("storage_backend", _text(), nullable=True),
+        sa.Column("storage_ref", _text(), nullable=True),
+        sa.Column("metadata", _text(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Index(f"ix_{p}artifact_registry_session", "session_id", "created_at", "id"),
+        **MYSQL_TABLE_OPTIONS,
+    )
+    return Tables(prefix, md, sessions, runs, events, sequences, artifacts, artifact_registry)
 
 
 @functools.lru_cache(maxsize=256)

@@ -461,6 +461,8 @@ class SqlSessionStore:
             connection.execute(t.events.delete().where(t.events.c.session_id == session_id))
             connection.execute(t.runs.delete().where(t.runs.c.session_id == session_id))
             connection.execute(t.sequences.delete().where(t.sequences.c.session_id == session_id))
+            registry = t.artifact_registry
+            connection.execute(registry.delete().where(registry.c.session_id == session_id))
 
         self._write("delete_session", delete)
 

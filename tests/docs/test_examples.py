@@ -122,11 +122,11 @@ def test_the_example_adapter_passes_every_must_rule(tmp_path: Path) -> None:
         t for t in verdicts.rules["FLUSH-3"]["tests"] if "TestDriverFaults" in t["nodeid"]
     ]
     assert driver_checks and {t["outcome"] for t in driver_checks} == {"passed"}, driver_checks
-    # The QRY checks come with the suite and skip without --asm-query; the other scopes' rules
-    # have no check in it.
-    queries = {r.id for r in RULES if r.scope is Scope.QUERY_API}
-    assert queries <= verdicts.with_status("skipped")
-    others = {r.id for r in RULES if r.scope not in (Scope.SESSION_STORE, Scope.QUERY_API)}
+    # The QRY and REG checks come with the suite and skip without --asm-query and
+    # --asm-artifact-registry; the other scopes' rules have no check in it.
+    side = (Scope.QUERY_API, Scope.ARTIFACT_REGISTRY)
+    assert {r.id for r in RULES if r.scope in side} <= verdicts.with_status("skipped")
+    others = {r.id for r in RULES if r.scope not in (Scope.SESSION_STORE, *side)}
     assert others <= verdicts.with_status("not_run")
     gate = _gate(project)
     assert gate.returncode == 0, gate.stdout

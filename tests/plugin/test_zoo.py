@@ -68,9 +68,11 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
     assert not missed, f"{target} ({store_class.__doc__}) was not caught on {missed}"
     if getattr(store_class, "OTHERS_NOT_RUN", False):
         return  # the store lacks the port: only PORT-1 runs (see its docstring)
-    scope = {"artifact": Scope.ARTIFACT_STORE, "query": Scope.QUERY_API}.get(
-        kind, Scope.SESSION_STORE
-    )
+    scope = {
+        "artifact": Scope.ARTIFACT_STORE,
+        "query": Scope.QUERY_API,
+        "registry": Scope.ARTIFACT_REGISTRY,
+    }.get(kind, Scope.SESSION_STORE)
     wrong = verdicts.unexpected(
         scope,
         may_fail=breaks | also,

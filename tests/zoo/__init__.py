@@ -97,6 +97,10 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.queries:PrefixPicksShortestKey",
         "tests.zoo.queries:ProvidersUsedInRunOrder",
         "tests.zoo.queries:StaleCopy",
+        "tests.zoo.registries:CreatedAtToTheMillisecond",
+        "tests.zoo.registries:ListedInInsertionOrder",
+        "tests.zoo.registries:RecordsOfItsOwn",
+        "tests.zoo.registries:RegisterAddsASecondRecord",
         "tests.zoo.queries:TagsAnyOf",
         "tests.zoo.queries:TiesBrokenAscendingInDescendingOrders",
         "tests.zoo.queries:TotalCountAfterLimit",
@@ -172,9 +176,16 @@ QUERY_STORE = "reference_stores.memory:InMemorySessionStore"
 
 def kit_arguments(target: str, kind: str) -> list[str]:
     """How the kit is pointed at a store of the zoo of each kind (``KIND``: session, artifact,
-    query); a query object runs over the correct in-memory store, with the QRY rules only."""
+    query, registry); a query object or registry runs over the correct in-memory store, with its
+    own rules only."""
     if kind == "artifact":
         return [f"--asm-artifact-store={target}"]
     if kind == "query":
         return [f"--asm-store={QUERY_STORE}", f"--asm-query={target}", "--asm-rules=QRY"]
+    if kind == "registry":
+        return [
+            f"--asm-store={QUERY_STORE}",
+            f"--asm-artifact-registry={target}",
+            "--asm-rules=REG",
+        ]
     return [f"--asm-store={target}"]

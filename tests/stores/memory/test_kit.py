@@ -1,5 +1,5 @@
 """The in-memory reference stores, and a strict variant of them, pass every rule of the kit; the
-in-memory session store with its QueryAPI."""
+in-memory session store with its QueryAPI and artifact registry."""
 
 from __future__ import annotations
 
@@ -20,10 +20,18 @@ def test_the_store_passes_every_rule(pytester: pytest.Pytester, store: str, scop
     artifact = scope is Scope.ARTIFACT_STORE
     flag = "--asm-artifact-store" if artifact else "--asm-store"
     query = store == "reference_stores.memory:InMemorySessionStore"
-    extra = ["--asm-query=reference_stores.memory:InMemoryQueryAPI"] if query else []
+    extra = (
+        [
+            "--asm-query=reference_stores.memory:InMemoryQueryAPI",
+            "--asm-artifact-registry=reference_stores.memory:InMemoryArtifactRegistry",
+        ]
+        if query
+        else []
+    )
     result, verdicts = run_kit(pytester, f"{flag}={store}", *extra)
     assert result.ret == 0, result.stdout.str()[-3000:]
     wrong = verdicts.unexpected(scope, may_skip=set() if artifact else may_skip_for(store))
     if query:
         wrong |= verdicts.unexpected(Scope.QUERY_API)
+        wrong |= verdicts.unexpected(Scope.ARTIFACT_REGISTRY)
     assert not wrong, f"{store}: {wrong}"

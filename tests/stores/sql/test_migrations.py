@@ -120,14 +120,16 @@ QUERY_INDEXES = {
 
 
 @rule("MIG-1")
-def test_the_query_indexes_upgrade_a_populated_schema_and_downgrade_cleanly(
+def test_v07_to_v08_upgrades_a_populated_schema_and_downgrades_cleanly(
     db_url: str, prefix: str
 ) -> None:
-    """0001 (v0.7) -> 0002 adds the QueryAPI's indexes to a schema holding data, and back."""
-    upgrade(db_url, prefix, "0001_asm_schema")
-    with SqlSessionStore(db_url, table_prefix=prefix) as store:  # a v0.7 schema still serves
+    """0001 (v0.7) -> 0002 adds the QueryAPI's indexes and 0003 the artifact registry's table
+    to a schema holding data; downgrading to 0001 removes both and keeps the data."""
+    upgrade(db_url, prefix)
+    with SqlSessionStore(db_url, table_prefix=prefix) as store:
         session = a_session()
         store.save_session(session)
+    downgrade(db_url, prefix, "0001_asm_schema")  # a v0.7 schema holding data
 
     def query_indexes() -> set[str]:
         found = set()
@@ -138,16 +140,22 @@ def test_the_query_indexes_upgrade_a_populated_schema_and_downgrade_cleanly(
 
     everything = {n.format(p=prefix) for names in QUERY_INDEXES.values() for n in names}
     assert query_indexes() == set()
-    upgrade(db_url, prefix)
-    assert current(db_url, prefix) == HEAD == "0002_query_indexes"
+    upgrade(db_url, prefix, "0002_query_indexes")
+    assert current(db_url, prefix) == "0002_query_indexes"
     assert query_indexes() == everything
+    upgrade(db_url, prefix)
     assert _diff_against_store_tables(db_url, prefix) == []
+
+    with SqlSessionStore(db_url, table_prefix=prefix) as store:
+        assert store.get_session(session.id) == session  # the data stayed
 
     downgrade(db_url, prefix, "0001_asm_schema")
     assert current(db_url, prefix) == "0001_asm_schema"
     assert query_indexes() == set()
-    with SqlSessionStore(db_url, table_prefix=prefix) as store:
-        assert store.get_session(session.id) == session  # the data stayed
+    assert f"{prefix}artifact_registry" not in _table_names(db_url)
+    with pytest.raises(StoreError) as caught:  # the v0.8 store names what v0.7 lacks
+        SqlSessionStore(db_url, table_prefix=prefix)
+    assert caught.value.details["table"] == f"{prefix}artifact_registry"
 
 
 @rule("MIG-1")
