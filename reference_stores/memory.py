@@ -181,15 +181,21 @@ class InMemorySessionStore:
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
         with self._backend("append_events") as gate, self._lock:
-            written = dict.fromkeys(e.session_id for e in batch if e.id not in self._event_ids)
-            for session_id in written:  # one write per session with new events
-                gate.before_write(f"events of {session_id!r}")
+            written = self._announce_appends(gate, batch)
             stored = [self._store_event(event) for event in batch]
             if stored:
                 self._appended.notify_all()
             if written:
                 gate.after_commit("append_events")
         return [event.model_copy(deep=True) for event in stored]
+
+    def _announce_appends(self, gate: FaultGate, batch: Sequence[Event]) -> list[str]:
+        """Pass the gate once per session with new events in ``batch`` (one write each); the
+        sessions written, in order. Call it holding the lock."""
+        written = list(dict.fromkeys(e.session_id for e in batch if e.id not in self._event_ids))
+        for session_id in written:
+            gate.before_write(f"events of {session_id!r}")
+        return written
 
     def _store_event(self, event: Event) -> Event:
         """Store one validated event, or return the stored copy of its id (IDEM-1, IDEM-3)."""

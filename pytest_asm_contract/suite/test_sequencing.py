@@ -153,6 +153,19 @@ class TestSequencing:
         for count, session in enumerate(sessions, 1):
             for _ in range(count):
                 asm_store.append_event(an_event(session))
+        numbered = [[e.sequence_number for e in asm_store.get_events(s.id)] for s in sessions]
+        starts = {numbers[0] if numbers else None for numbers in numbered}
+        for count, numbers in enumerate(numbered, 1):
+            if numbers != list(range(1, count + 1)) and len(starts) > 1:
+                # Before any delete, sessions start at different numbers: other sessions'
+                # appends moved them (a store that numbers every session wrongly alike is SEQ-1's).
+                mark_violated(request.node, "SEQ-4")
+                pytest.fail(
+                    f"appends to four sessions in turn gave them the numbers {numbered}, not "
+                    "1..n each: numbering is per session, and appends to one session never "
+                    "affect another",
+                    pytrace=False,
+                )
         kept = {session.id: count for count, session in enumerate(sessions, 1)}
         for doomed in (sessions[0], sessions[2], sessions[3]):
             asm_store.delete_session(doomed.id)

@@ -142,13 +142,23 @@ class BatchAppendedOneByOne(InMemorySessionStore):
     batches to one session interleave. (The pause between events widens the window.)"""
 
     BREAKS = ("BATCH-5",)
-    # a batch stored element by element is seen in part by readers and faults
-    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
+    # a batch stored element by element is seen in part by readers
+    ALSO = (*HISTORY_RULES,)
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
-        stored: list[Event] = []
-        for index, event in enumerate(as_events(events)):
-            if index:
-                time.sleep(0.001)
-            stored.extend(super().append_events([event]))
-        return stored
+        batch = as_events(events)
+        # Every write passes the fault gate before the first event is stored, as the parent's
+        # do: the bug is the lock released between events, not a write the kit cannot fail.
+        with self._backend("append_events") as gate:
+            with self._lock:
+                written = self._announce_appends(gate, batch)
+            stored: list[Event] = []
+            for index, event in enumerate(batch):
+                if index:
+                    time.sleep(0.001)
+                with self._lock:
+                    stored.append(self._store_event(event))
+                    self._appended.notify_all()
+            if written:
+                gate.after_commit("append_events")
+        return [event.model_copy(deep=True) for event in stored]

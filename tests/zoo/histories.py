@@ -32,27 +32,32 @@ class BatchNumberedFromStaleCount(InMemorySessionStore):
 
     BREAKS = ("CONC-1",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3", "SEQ-1")
+    ALSO = (*HISTORY_RULES, "SEQ-1")
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
-        with self._lock:
-            next_number = {e.session_id: len(self._events.get(e.session_id, [])) for e in batch}
-        time.sleep(0.0002)  # building the rows takes a moment; other writers get in
-        stored: list[Event] = []
-        with self._lock:
-            planned: dict[str, Event] = {}
-            for event in batch:
-                existing = self._event_ids.get(event.id) or planned.get(event.id)
-                if existing is None:
-                    next_number[event.session_id] += 1
-                    existing = event.with_sequence(next_number[event.session_id])
-                    self._events.setdefault(event.session_id, []).append(existing)
-                    self._event_ids[event.id] = existing
-                    planned[event.id] = existing
-                stored.append(existing)
-            if stored:
-                self._appended.notify_all()
+        # The writes pass the fault gate as the parent's do; the stale count is what races.
+        with self._backend("append_events") as gate:
+            with self._lock:
+                written = self._announce_appends(gate, batch)
+                next_number = {e.session_id: len(self._events.get(e.session_id, [])) for e in batch}
+            time.sleep(0.0002)  # building the rows takes a moment; other writers get in
+            stored: list[Event] = []
+            with self._lock:
+                planned: dict[str, Event] = {}
+                for event in batch:
+                    existing = self._event_ids.get(event.id) or planned.get(event.id)
+                    if existing is None:
+                        next_number[event.session_id] += 1
+                        existing = event.with_sequence(next_number[event.session_id])
+                        self._events.setdefault(event.session_id, []).append(existing)
+                        self._event_ids[event.id] = existing
+                        planned[event.id] = existing
+                    stored.append(existing)
+                if stored:
+                    self._appended.notify_all()
+            if written:
+                gate.after_commit("append_events")
         return [event.model_copy(deep=True) for event in stored]
 
 
@@ -121,23 +126,29 @@ class FlushEventsInTwoSteps(InMemorySessionStore):
     other writers' events land between the halves."""
 
     BREAKS = ("FLUSH-5",)
-    # a flush in two steps is seen in part by readers and faults
-    ALSO = (*HISTORY_RULES, "FLUSH-3")
+    # a flush in two steps is seen in part by readers
+    ALSO = (*HISTORY_RULES,)
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
         half = (len(checked.events) + 1) // 2
-        with self._lock:
-            self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
-            self._runs[checked.run.id] = checked.run.model_copy(deep=True)
-            for event in checked.events[:half]:
-                self._store_event(event)
-            self._appended.notify_all()
-        time.sleep(0.0005)  # the second transaction
-        with self._lock:
-            for event in checked.events[half:]:
-                self._store_event(event)
-            self._appended.notify_all()
+        # Every write passes the fault gate before the first step, as the parent's do: the bug
+        # is the lock released between the halves, not a write the kit cannot fail.
+        with self._backend("flush") as gate:
+            with self._lock:
+                for what in ("session", "run", "events"):
+                    gate.before_write(what)
+                self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
+                self._runs[checked.run.id] = checked.run.model_copy(deep=True)
+                for event in checked.events[:half]:
+                    self._store_event(event)
+                self._appended.notify_all()
+            time.sleep(0.0005)  # the second transaction
+            with self._lock:
+                for event in checked.events[half:]:
+                    self._store_event(event)
+                self._appended.notify_all()
+            gate.after_commit("flush")
 
 
 class DedupeAgainstRecentTail(InMemorySessionStore):
@@ -176,7 +187,7 @@ class PublishedOutOfOrder(InMemorySessionStore):
 
     BREAKS = ("SEQ-5",)
     # the race shows in whichever concurrent check it hits first
-    ALSO = (*HISTORY_RULES, "BATCH-6", "FLUSH-3")
+    ALSO = (*HISTORY_RULES,)
     capabilities = frozenset[str]()  # its reads do not long-poll
 
     def __init__(self) -> None:
@@ -187,6 +198,17 @@ class PublishedOutOfOrder(InMemorySessionStore):
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         batch = as_events(events)
+        # The writes pass the fault gate as the parent's do; the late publishing is what races.
+        with self._backend("append_events") as gate:
+            with self._lock:
+                written = self._announce_appends(gate, batch)
+            taken = self._number_and_publish(batch)
+            if written:
+                gate.after_commit("append_events")
+        return [event.model_copy(deep=True) for event in taken]
+
+    def _number_and_publish(self, batch: Sequence[Event]) -> list[Event]:
+        """Number the new events under the counter's lock, then publish them under the log's."""
         taken: list[Event] = []
         new: list[Event] = []
         with self._counter_lock:
@@ -207,14 +229,18 @@ class PublishedOutOfOrder(InMemorySessionStore):
                 self._published.setdefault(event.session_id, {})[event.sequence_number or 0] = event
                 self._events.setdefault(event.session_id, []).append(event)
             self._appended.notify_all()
-        return [event.model_copy(deep=True) for event in taken]
+        return taken
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
-        with self._lock:
-            self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
-            self._runs[checked.run.id] = checked.run.model_copy(deep=True)
-        self.append_events(checked.events)
+        with self._backend("flush") as gate:
+            with self._lock:
+                for what in ("session", "run", "events"):
+                    gate.before_write(what)
+                self._sessions[checked.session.id] = checked.session.model_copy(deep=True)
+                self._runs[checked.run.id] = checked.run.model_copy(deep=True)
+            self._number_and_publish(checked.events)
+            gate.after_commit("flush")
 
     def get_events(
         self,
