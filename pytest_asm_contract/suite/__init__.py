@@ -24,6 +24,7 @@ from pytest_asm_contract.suite.test_port import TestPort
 from pytest_asm_contract.suite.test_query import TestQuery
 from pytest_asm_contract.suite.test_query_aggregates import TestQueryAggregates
 from pytest_asm_contract.suite.test_query_concurrent import TestQueryConcurrentWrites
+from pytest_asm_contract.suite.test_query_stateful import TestQueryStateful
 from pytest_asm_contract.suite.test_registry import TestArtifactRegistry
 from pytest_asm_contract.suite.test_runs import TestRuns
 from pytest_asm_contract.suite.test_sequencing import TestSequencing
@@ -32,8 +33,8 @@ from pytest_asm_contract.suite.test_shared_backend import TestSharedBackend
 from pytest_asm_contract.suite.test_stateful import test_store_follows_the_contract_model
 
 __all__ = [
-    "TestArtifactRegistry",
     "TestAmbiguousFailures",
+    "TestArtifactRegistry",
     "TestBackendLimits",
     "TestBatch",
     "TestConcurrency",
@@ -50,6 +51,7 @@ __all__ = [
     "TestQuery",
     "TestQueryAggregates",
     "TestQueryConcurrentWrites",
+    "TestQueryStateful",
     "TestRuns",
     "TestSequencing",
     "TestSessions",

@@ -91,6 +91,7 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.queries:CountEventsIgnoresSessions",
         "tests.zoo.queries:CreatedAfterInclusive",
         "tests.zoo.queries:CursorIgnoresFilters",
+        "tests.zoo.queries:CursorIgnoresOrder",
         "tests.zoo.queries:DeletedSessionsIncluded",
         "tests.zoo.queries:LimitAboveMaximumCapped",
         "tests.zoo.queries:OffsetCursor",

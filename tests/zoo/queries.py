@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pytest_asm_contract._contract.errors import StoreError
 from pytest_asm_contract._contract.model import Event, Run, Session
 from pytest_asm_contract._contract.query import (
     LIMIT_MAX,
+    RUN_ORDERS,
     EventPage,
     RunPage,
     SessionPage,
@@ -69,6 +71,28 @@ class OffsetCursor(_Zoo):
     session_search = _OffsetSessions
     run_search = _OffsetRuns
     event_search = _OffsetEvents
+
+
+@dataclasses.dataclass(frozen=True)
+class _OrderBlindRuns(RunSearch):
+    """Reads a cursor issued for any order of runs as if it were issued for this one."""
+
+    def _read_cursor(self, cursor: object) -> Key | None:
+        for order in RUN_ORDERS:
+            with contextlib.suppress(StoreError):
+                return dataclasses.replace(self, order_by=order)._read_cursor_as_issued(cursor)
+        return self._read_cursor_as_issued(cursor)
+
+    def _read_cursor_as_issued(self, cursor: object) -> Key | None:
+        return super()._read_cursor(cursor)
+
+
+class CursorIgnoresOrder(_Zoo):
+    """A runs cursor issued for one order is taken by a search in another order, which then
+    pages from a position of the wrong kind (a timestamp read as a token count, say)."""
+
+    BREAKS = ("QRY-3",)
+    run_search = _OrderBlindRuns
 
 
 @dataclasses.dataclass(frozen=True)
