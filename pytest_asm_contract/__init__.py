@@ -22,6 +22,13 @@ from pytest_asm_contract._contract.errors import (
     dependency_not_available,
     validation_error,
 )
+from pytest_asm_contract._contract.maintenance import (
+    MAINTENANCE_OPERATIONS,
+    Maintenance,
+    MaintenanceReport,
+    RetentionPolicy,
+    as_retention_policy,
+)
 from pytest_asm_contract._contract.model import (
     ID_MAX_LENGTH,
     INT64_MAX,
@@ -110,6 +117,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "LIMIT_MAX",
+    "MAINTENANCE_OPERATIONS",
     "PROFILES",
     "QUERY_OPERATIONS",
     "REGISTRY_OPERATIONS",
@@ -137,6 +145,8 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "Level",
+    "Maintenance",
+    "MaintenanceReport",
     "Page",
     "PricingTable",
     "ProviderPricing",
@@ -144,6 +154,7 @@ __all__ = [
     "Rates",
     "ReopenSpec",
     "Reopenable",
+    "RetentionPolicy",
     "Rule",
     "Run",
     "RunPage",
@@ -166,6 +177,7 @@ __all__ = [
     "as_event",
     "as_events",
     "as_execution_result",
+    "as_retention_policy",
     "as_run",
     "as_session",
     "check_id",
