@@ -10,15 +10,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any, Protocol
 
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, Run, Session
 from pytest_asm_contract._contract.query import (
-    DEFAULT_EVENT_LIMIT,
-    DEFAULT_RUN_LIMIT,
-    DEFAULT_SESSION_LIMIT,
     ArtifactMeta,
     CostSummary,
     EventPage,
@@ -35,8 +31,6 @@ from pytest_asm_contract._contract.query_args import (
     RunScope,
     RunSearch,
     SessionSearch,
-    check_flag,
-    check_pricing_table,
 )
 from pytest_asm_contract._contract.registry import registry_order
 from pytest_asm_contract._contract.usage import (
@@ -46,7 +40,7 @@ from pytest_asm_contract._contract.usage import (
     TokenTotals,
     run_usage,
 )
-from pytest_asm_contract._contract.validation import check_id
+from reference_stores.query_front import QueryFront
 
 
 class _MemoryBackend(Protocol):
@@ -64,13 +58,8 @@ class _MemoryBackend(Protocol):
     def get_events(self, session_id: str) -> list[Event]: ...
 
 
-class InMemoryQueryAPI:
+class InMemoryQueryAPI(QueryFront):
     """Queries over one ``InMemorySessionStore`` (rules QRY-1..QRY-10)."""
-
-    #: How each search validates, filters, orders and pages (``query_args``).
-    session_search: type[SessionSearch] = SessionSearch
-    run_search: type[RunSearch] = RunSearch
-    event_search: type[EventSearch] = EventSearch
 
     def __init__(self, store: _MemoryBackend) -> None:
         self._store = store
@@ -84,43 +73,19 @@ class InMemoryQueryAPI:
             events = [e for log in store._events.values() for e in log]
         return sessions, runs, events
 
-    def _session(self, session_id: object) -> Session:
-        checked = check_id(session_id, "session_id")
+    def _session(self, session_id: str) -> Session:
         with self._store._lock:
-            session = self._store._sessions.get(checked)
+            session = self._store._sessions.get(session_id)
         if session is None:
             raise StoreError(
-                ErrorCode.SESSION_NOT_FOUND, f"no session {checked!r}", {"session_id": checked}
+                ErrorCode.SESSION_NOT_FOUND,
+                f"no session {session_id!r}",
+                {"session_id": session_id},
             )
         return session
 
     # -- searches -------------------------------------------------------------------------------
-    def search_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        status: Any = None,
-        provider: str | None = None,
-        tags: list[str] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        include_deleted: bool = False,
-        order_by: str = "updated_at_desc",
-        limit: int = DEFAULT_SESSION_LIMIT,
-        cursor: str | None = None,
-    ) -> SessionPage:
-        search = self.session_search.of(
-            agent_id=agent_id,
-            status=status,
-            provider=provider,
-            tags=tags,
-            created_after=created_after,
-            created_before=created_before,
-            include_deleted=include_deleted,
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-        )
+    def _search_sessions(self, search: SessionSearch) -> SessionPage:
         sessions, runs, _ = self._state()
         providers: dict[str, set[str]] = {}
         for run in runs:
@@ -130,91 +95,22 @@ class InMemoryQueryAPI:
         page, next_cursor = search.page(matches)
         return SessionPage(sessions=_copies(page), cursor=next_cursor, total_count=len(matches))
 
-    def search_runs(
-        self,
-        *,
-        session_id: str | None = None,
-        provider: str | None = None,
-        status: Any = None,
-        started_after: datetime | None = None,
-        started_before: datetime | None = None,
-        min_tokens: int | None = None,
-        order_by: str = "started_at_desc",
-        limit: int = DEFAULT_RUN_LIMIT,
-        cursor: str | None = None,
-    ) -> RunPage:
-        search = self.run_search.of(
-            session_id=session_id,
-            provider=provider,
-            status=status,
-            started_after=started_after,
-            started_before=started_before,
-            min_tokens=min_tokens,
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-        )
+    def _search_runs(self, search: RunSearch) -> RunPage:
         _, runs, _ = self._state()
         page, next_cursor = search.page([r for r in runs if search.matches(r)])
         return RunPage(runs=_copies(page), cursor=next_cursor)
 
-    def search_events(
-        self,
-        *,
-        session_ids: list[str] | None = None,
-        run_ids: list[str] | None = None,
-        types: Any = None,
-        providers: list[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        correlation_id: str | None = None,
-        order_by: str = "sequence_asc",
-        limit: int = DEFAULT_EVENT_LIMIT,
-        cursor: str | None = None,
-    ) -> EventPage:
-        search = self.event_search.of(
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-            where=EventFilters.of(
-                session_ids=session_ids,
-                run_ids=run_ids,
-                types=types,
-                providers=providers,
-                since=since,
-                until=until,
-                correlation_id=correlation_id,
-            ),
-        )
+    def _search_events(self, search: EventSearch) -> EventPage:
         _, _, events = self._state()
         page, next_cursor = search.page([e for e in events if search.matches(e)])
         return EventPage(events=_copies(page), cursor=next_cursor)
 
-    def count_events(
-        self,
-        *,
-        session_ids: list[str] | None = None,
-        run_ids: list[str] | None = None,
-        types: Any = None,
-        providers: list[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        correlation_id: str | None = None,
-    ) -> int:
-        where = EventFilters.of(
-            session_ids=session_ids,
-            run_ids=run_ids,
-            types=types,
-            providers=providers,
-            since=since,
-            until=until,
-            correlation_id=correlation_id,
-        )
+    def _count_events(self, filters: EventFilters) -> int:
         _, _, events = self._state()
-        return sum(1 for e in events if where.matches(e))
+        return sum(1 for e in events if filters.matches(e))
 
     # -- one session ----------------------------------------------------------------------------
-    def get_session_stats(self, session_id: str) -> SessionStats:
+    def _session_stats(self, session_id: str) -> SessionStats:
         with self._store._lock:  # one state for every figure
             session = self._session(session_id)
             mine = [r for r in self._store._runs.values() if r.session_id == session.id]
@@ -231,8 +127,7 @@ class InMemoryQueryAPI:
             status_counts=dict(Counter(r.status.value for r in mine)),
         )
 
-    def export_session(self, session_id: str, *, include_artifacts: bool = False) -> SessionExport:
-        check_flag(include_artifacts, "include_artifacts")
+    def _export(self, session_id: str, include_artifacts: bool) -> SessionExport:
         with self._store._lock:  # the session, its runs, events and artifacts as of one moment
             session = self._session(session_id)
             runs = self._store.list_runs(session.id)
@@ -254,15 +149,7 @@ class InMemoryQueryAPI:
             runs = list(self._store._runs.values())
         return [r for r in runs if scope.matches(r, agents.get)]
 
-    def get_usage_summary(
-        self,
-        *,
-        session_id: str | None = None,
-        provider: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> UsageSummary:
-        scope = RunScope.of(session_id=session_id, provider=provider, since=since, until=until)
+    def _usage(self, scope: RunScope) -> UsageSummary:
         runs = self._runs_in(scope)
         by_provider: dict[str, list[Run]] = {}
         for run in runs:
@@ -272,25 +159,11 @@ class InMemoryQueryAPI:
             by_provider={name: _figures(group) for name, group in by_provider.items()},
         )
 
-    def get_cost_summary(
-        self,
-        *,
-        session_id: str | None = None,
-        agent_id: str | None = None,
-        provider: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        pricing_table: Any = None,
-    ) -> CostSummary:
-        table = check_pricing_table(pricing_table)
-        scope = RunScope.of(
-            session_id=session_id, agent_id=agent_id, provider=provider, since=since, until=until
-        )
-        runs = self._runs_in(scope)
+    def _cost(self, scope: RunScope, table: PricingTable | None) -> CostSummary:
         total, priced, unmapped = 0.0, 0, 0
         by_provider: dict[str, float] = {}
         by_model: dict[str, float] = {}
-        for run in runs:
+        for run in self._runs_in(scope):
             usage = self._priced(run, table)
             if usage.cost_usd is None:
                 unmapped += 1

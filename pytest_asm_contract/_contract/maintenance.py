@@ -14,8 +14,8 @@ from typing import Annotated, Protocol, runtime_checkable
 
 from pydantic import Field, StrictInt, StrictStr
 
-from pytest_asm_contract._contract.errors import validation_error
 from pytest_asm_contract._contract.model import EventType, SessionStatus, _Frozen
+from pytest_asm_contract._contract.validation import coerce
 
 #: A count or a number of days: a positive int (None, where allowed, means no limit).
 Positive = Annotated[StrictInt, Field(gt=0)]
@@ -59,16 +59,7 @@ class MaintenanceReport(_Frozen):
 
 def as_retention_policy(value: object) -> RetentionPolicy:
     """``value`` as a ``RetentionPolicy`` (a dict is validated), else ``validation_error``."""
-    if isinstance(value, RetentionPolicy):
-        return value
-    if isinstance(value, dict):
-        try:
-            return RetentionPolicy.model_validate(value)
-        except ValueError as error:
-            raise validation_error(f"invalid retention policy: {error}", field="policy") from None
-    raise validation_error(
-        f"policy must be a RetentionPolicy, got {type(value).__name__}", field="policy"
-    )
+    return coerce(RetentionPolicy, value, "retention policy")
 
 
 @runtime_checkable

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from pytest_asm_contract._contract.errors import ErrorCode, StoreError, validation_error
+from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.query import ArtifactMeta
+from pytest_asm_contract._contract.validation import coerce
 
 
 @runtime_checkable
@@ -42,16 +43,7 @@ REGISTRY_OPERATIONS: tuple[str, ...] = ("register", "get", "list_by_session", "d
 
 def as_artifact_meta(value: object) -> ArtifactMeta:
     """``value`` as an ``ArtifactMeta`` (a dict is validated), or ``validation_error``."""
-    if isinstance(value, ArtifactMeta):
-        return value
-    if isinstance(value, dict):
-        try:
-            return ArtifactMeta.model_validate(value)
-        except ValueError as error:
-            raise validation_error(f"invalid artifact metadata: {error}", field="meta") from None
-    raise validation_error(
-        f"meta must be an ArtifactMeta, got {type(value).__name__}", field="meta"
-    )
+    return coerce(ArtifactMeta, value, "artifact metadata")
 
 
 def artifact_not_found(artifact_id: str) -> StoreError:

@@ -112,8 +112,8 @@ def as_execution_result(value: object) -> ExecutionResult:
     if missing:
         raise validation_error(f"flush payload lacks {', '.join(missing)}", missing=missing)
     result = ExecutionResult(
-        session=_coerce(Session, fields["session"], "flushed session"),
-        run=_coerce(Run, fields["run"], "flushed run"),
+        session=coerce(Session, fields["session"], "flushed session"),
+        run=coerce(Run, fields["run"], "flushed run"),
         events=as_events(fields["events"]),
         provider_metadata=fields.get("provider_metadata", {}),
     )
@@ -121,7 +121,9 @@ def as_execution_result(value: object) -> ExecutionResult:
     return result
 
 
-def _coerce(model: type[M], value: object, what: str) -> M:
+def coerce(model: type[M], value: object, what: str) -> M:
+    """``value`` as a ``model``: a mapping is validated into one, an instance re-validated;
+    anything else, or a value that does not validate, raises ``validation_error``."""
     if isinstance(value, Mapping):
         try:
             return model.model_validate(value)

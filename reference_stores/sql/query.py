@@ -23,9 +23,6 @@ from typing import Any, TypeVar
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError, validation_error
 from pytest_asm_contract._contract.model import Event, Run, Session
 from pytest_asm_contract._contract.query import (
-    DEFAULT_EVENT_LIMIT,
-    DEFAULT_RUN_LIMIT,
-    DEFAULT_SESSION_LIMIT,
     CostSummary,
     EventPage,
     RunPage,
@@ -42,11 +39,9 @@ from pytest_asm_contract._contract.query_args import (
     RunSearch,
     Search,
     SessionSearch,
-    check_flag,
-    check_pricing_table,
 )
-from pytest_asm_contract._contract.usage import UNKNOWN, TokenTotals
-from pytest_asm_contract._contract.validation import check_id
+from pytest_asm_contract._contract.usage import UNKNOWN, PricingTable, TokenTotals
+from reference_stores.query_front import QueryFront
 from reference_stores.sql import codec
 from reference_stores.sql.query_sql import Expressions
 from reference_stores.sql.store import SqlSessionStore
@@ -62,12 +57,8 @@ R = TypeVar("R", Session, Run, Event)
 Where = list[Any] | None
 
 
-class SqlQueryAPI:
+class SqlQueryAPI(QueryFront):
     """Queries over one ``SqlSessionStore`` (SQLite, PostgreSQL, MariaDB)."""
-
-    session_search: type[SessionSearch] = SessionSearch
-    run_search: type[RunSearch] = RunSearch
-    event_search: type[EventSearch] = EventSearch
 
     def __init__(self, store: SqlSessionStore) -> None:
         if not isinstance(store, SqlSessionStore):
@@ -129,32 +120,7 @@ class SqlQueryAPI:
         return records, cursor, total
 
     # -- searches -------------------------------------------------------------------------------
-    def search_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        status: Any = None,
-        provider: str | None = None,
-        tags: list[str] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        include_deleted: bool = False,
-        order_by: str = "updated_at_desc",
-        limit: int = DEFAULT_SESSION_LIMIT,
-        cursor: str | None = None,
-    ) -> SessionPage:
-        search = self.session_search.of(
-            agent_id=agent_id,
-            status=status,
-            provider=provider,
-            tags=tags,
-            created_after=created_after,
-            created_before=created_before,
-            include_deleted=include_deleted,
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-        )
+    def _search_sessions(self, search: SessionSearch) -> SessionPage:
         t = self._t.sessions
         key = t.c.updated_at if search.order_by == "updated_at_desc" else t.c.created_at
         where = self._session_filters(search)
@@ -192,30 +158,7 @@ class SqlQueryAPI:
             )
         return where
 
-    def search_runs(
-        self,
-        *,
-        session_id: str | None = None,
-        provider: str | None = None,
-        status: Any = None,
-        started_after: datetime | None = None,
-        started_before: datetime | None = None,
-        min_tokens: int | None = None,
-        order_by: str = "started_at_desc",
-        limit: int = DEFAULT_RUN_LIMIT,
-        cursor: str | None = None,
-    ) -> RunPage:
-        search = self.run_search.of(
-            session_id=session_id,
-            provider=provider,
-            status=status,
-            started_after=started_after,
-            started_before=started_before,
-            min_tokens=min_tokens,
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-        )
+    def _search_runs(self, search: RunSearch) -> RunPage:
         t = self._t.runs
         total_tokens = self._x.total_tokens(t.c.token_usage)
         key = total_tokens if search.order_by == "token_usage_desc" else t.c.started_at
@@ -271,34 +214,7 @@ class SqlQueryAPI:
             where.append(self._x.exact(t.c.correlation_id) == filters.correlation_id)
         return where
 
-    def search_events(
-        self,
-        *,
-        session_ids: list[str] | None = None,
-        run_ids: list[str] | None = None,
-        types: Any = None,
-        providers: list[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        correlation_id: str | None = None,
-        order_by: str = "sequence_asc",
-        limit: int = DEFAULT_EVENT_LIMIT,
-        cursor: str | None = None,
-    ) -> EventPage:
-        search = self.event_search.of(
-            order_by=order_by,
-            limit=limit,
-            cursor=cursor,
-            where=EventFilters.of(
-                session_ids=session_ids,
-                run_ids=run_ids,
-                types=types,
-                providers=providers,
-                since=since,
-                until=until,
-                correlation_id=correlation_id,
-            ),
-        )
+    def _search_events(self, search: EventSearch) -> EventPage:
         t = self._t.events
         key = t.c.sequence_number if search.order_by == "sequence_asc" else t.c.timestamp
         where = self._event_filters(search.where)
@@ -307,28 +223,8 @@ class SqlQueryAPI:
         )
         return EventPage(events=events, cursor=next_cursor)
 
-    def count_events(
-        self,
-        *,
-        session_ids: list[str] | None = None,
-        run_ids: list[str] | None = None,
-        types: Any = None,
-        providers: list[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        correlation_id: str | None = None,
-    ) -> int:
-        where = self._event_filters(
-            EventFilters.of(
-                session_ids=session_ids,
-                run_ids=run_ids,
-                types=types,
-                providers=providers,
-                since=since,
-                until=until,
-                correlation_id=correlation_id,
-            )
-        )
+    def _count_events(self, filters: EventFilters) -> int:
+        where = self._event_filters(filters)
         if where is None:
             return 0
         query = sa.select(sa.func.count()).select_from(self._t.events).where(*where)
@@ -348,8 +244,7 @@ class SqlQueryAPI:
             )
         return codec.session_from_row(row)
 
-    def get_session_stats(self, session_id: str) -> SessionStats:
-        checked = check_id(session_id, "session_id")
+    def _session_stats(self, checked: str) -> SessionStats:
         events, runs = self._t.events, self._t.runs
         event_figures = sa.select(
             sa.func.count(), sa.func.min(events.c.timestamp), sa.func.max(events.c.timestamp)
@@ -389,9 +284,7 @@ class SqlQueryAPI:
             status_counts=status_counts,
         )
 
-    def export_session(self, session_id: str, *, include_artifacts: bool = False) -> SessionExport:
-        checked = check_id(session_id, "session_id")
-        check_flag(include_artifacts, "include_artifacts")
+    def _export(self, checked: str, include_artifacts: bool) -> SessionExport:
         runs, events = self._t.runs, self._t.events
         run_rows = (
             sa.select(runs)
@@ -459,17 +352,8 @@ class SqlQueryAPI:
             where.append(runs.c.session_id.in_(agents_sessions))
         return where
 
-    def get_usage_summary(
-        self,
-        *,
-        session_id: str | None = None,
-        provider: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> UsageSummary:
-        where = self._scope(
-            RunScope.of(session_id=session_id, provider=provider, since=since, until=until)
-        )
+    def _usage(self, scope: RunScope) -> UsageSummary:
+        where = self._scope(scope)
         if where is None:
             return UsageSummary()
         runs = self._t.runs
@@ -489,26 +373,8 @@ class SqlQueryAPI:
             overall = added(overall, group)
         return UsageSummary(**overall.model_dump(), by_provider=by_provider)
 
-    def get_cost_summary(
-        self,
-        *,
-        session_id: str | None = None,
-        agent_id: str | None = None,
-        provider: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        pricing_table: Any = None,
-    ) -> CostSummary:
-        table = check_pricing_table(pricing_table)
-        where = self._scope(
-            RunScope.of(
-                session_id=session_id,
-                agent_id=agent_id,
-                provider=provider,
-                since=since,
-                until=until,
-            )
-        )
+    def _cost(self, scope: RunScope, table: PricingTable | None) -> CostSummary:
+        where = self._scope(scope)
         if where is None:
             return CostSummary()
         runs = self._t.runs

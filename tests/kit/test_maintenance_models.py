@@ -39,7 +39,7 @@ def test_a_dict_is_validated_into_a_policy() -> None:
     policy = as_retention_policy({"max_events_per_session": 5, "exempt_statuses": ["paused"]})
     assert policy.max_events_per_session == 5
     assert policy.exempt_statuses == [SessionStatus.PAUSED]
-    assert as_retention_policy(policy) is policy
+    assert as_retention_policy(policy) == policy  # an instance is re-validated, never trusted
 
 
 @pytest.mark.parametrize(
