@@ -55,6 +55,8 @@ except ImportError:  # DEP-1: building a store without SQLAlchemy already failed
 R = TypeVar("R", Session, Run, Event)
 #: Filters as SQL conditions, or None when no row can match (a value the backend cannot hold).
 Where = list[Any] | None
+#: A filter combination: each set filter's name and its list length (0: a single value).
+Shape = tuple[tuple[str, int], ...]
 
 
 class SqlQueryAPI(QueryFront):
@@ -69,6 +71,8 @@ class SqlQueryAPI(QueryFront):
         self._t = store._t
         self._x = Expressions(store._dialect)
         self._limits = store._limits
+        # statements built once per filter shape (see _event_statements)
+        self._event_shapes: dict[Shape, tuple[list[Any], Any]] = {}
 
     def __repr__(self) -> str:
         return f"SqlQueryAPI({self._store!r})"
@@ -94,6 +98,7 @@ class SqlQueryAPI(QueryFront):
         decode: Callable[[Mapping[Any, Any]], R],
         *,
         count: bool = False,
+        params: dict[str, Any] | None = None,
     ) -> tuple[list[R], str | None, int]:
         """The page of rows matching ``where`` after ``search``'s cursor, its cursor and (with
         ``count``) the number of every match."""
@@ -111,8 +116,8 @@ class SqlQueryAPI(QueryFront):
         counting = sa.select(sa.func.count()).select_from(table).where(*where)
 
         def read(connection: sa.Connection) -> tuple[Sequence[Any], int]:
-            rows = connection.execute(query).mappings().all()
-            return rows, int(connection.execute(counting).scalar_one()) if count else 0
+            rows = connection.execute(query, params).mappings().all()
+            return rows, int(connection.execute(counting, params).scalar_one()) if count else 0
 
         rows, total = self._read(operation, read)
         records = [decode(row) for row in rows[: search.limit]]
@@ -187,48 +192,103 @@ class SqlQueryAPI(QueryFront):
             where.append(total_tokens >= search.min_tokens)
         return where
 
-    def _event_filters(self, filters: EventFilters) -> Where:
-        t = self._t.events
-        where: list[Any] = []
-        for column, values in (
-            (t.c.session_id, self._storable(filters.session_ids)),
-            (t.c.run_id, self._storable(filters.run_ids)),
-            (self._x.exact(t.c.provider), self._storable(filters.providers)),
+    def _event_values(self, filters: EventFilters) -> dict[str, Any] | None:
+        """The filters' values as the columns hold them (lists sorted), or None when a value
+        no row can hold leaves nothing to match."""
+        values: dict[str, Any] = {}
+        for name, given in (
+            ("session_id", filters.session_ids),
+            ("run_id", filters.run_ids),
+            ("provider", filters.providers),
         ):
-            if values is not None:
-                if not values:
+            storable = self._storable(given)
+            if storable is not None:
+                if not storable:
                     return None
-                # one value: "=" spares the expanding IN's compilation on every call
-                where.append(
-                    column == values[0] if len(values) == 1 else column.in_(sorted(values))
-                )
+                values[name] = sorted(storable)
         if filters.types is not None:
-            where.append(t.c.type.in_(sorted(kind.value for kind in filters.types)))
+            values["type"] = sorted(kind.value for kind in filters.types)
         if filters.since is not None:
-            where.append(t.c.timestamp >= self._micros(filters.since))
+            values["since"] = self._micros(filters.since)
         if filters.until is not None:
-            where.append(t.c.timestamp < self._micros(filters.until))
+            values["until"] = self._micros(filters.until)
         if filters.correlation_id is not None:
             if not self._limits.storable(filters.correlation_id):
                 return None
-            where.append(self._x.exact(t.c.correlation_id) == filters.correlation_id)
+            values["correlation_id"] = filters.correlation_id
+        return values
+
+    def _event_conditions(self, shape: Shape) -> list[Any]:
+        """The WHERE of the events matching filters of this shape (each filter's name and list
+        length), with bound parameters: built once per shape, then reused."""
+        t = self._t.events
+        columns = {
+            "session_id": t.c.session_id,
+            "run_id": t.c.run_id,
+            "provider": self._x.exact(t.c.provider),
+            "type": t.c.type,
+            "correlation_id": self._x.exact(t.c.correlation_id),
+        }
+        where: list[Any] = []
+        for name, length in shape:
+            if name == "since":
+                where.append(t.c.timestamp >= sa.bindparam("since"))
+            elif name == "until":
+                where.append(t.c.timestamp < sa.bindparam("until"))
+            elif length == 1:  # "=" spares the expanding IN's work on every call
+                where.append(columns[name] == sa.bindparam(name))
+            elif length > 1:
+                where.append(columns[name].in_(sa.bindparam(name, expanding=True)))
+            else:
+                where.append(columns[name] == sa.bindparam(name))
         return where
+
+    def _event_statements(self, shape: Shape) -> tuple[list[Any], Any]:
+        """The conditions and the count_events statement of a filter shape, built once: the
+        same statement objects let SQLAlchemy's compiled cache hit."""
+        built = self._event_shapes.get(shape)
+        if built is None:
+            conditions = self._event_conditions(shape)
+            count = sa.select(sa.func.count()).select_from(self._t.events).where(*conditions)
+            built = self._event_shapes[shape] = (conditions, count)
+        return built
+
+    def _event_filters(self, filters: EventFilters) -> tuple[list[Any], Any, dict[str, Any]] | None:
+        """The events' WHERE conditions, the count_events statement and their parameters, or
+        None when nothing matches."""
+        values = self._event_values(filters)
+        if values is None:
+            return None
+        conditions, count = self._event_statements(_shape(values))
+        params = {
+            name: value[0] if isinstance(value, list) and len(value) == 1 else value
+            for name, value in values.items()
+        }
+        return conditions, count, params
 
     def _search_events(self, search: EventSearch) -> EventPage:
         t = self._t.events
         key = t.c.sequence_number if search.order_by == "sequence_asc" else t.c.timestamp
-        where = self._event_filters(search.where)
+        bound = self._event_filters(search.where)
+        where = None if bound is None else bound[0]
         events, next_cursor, _ = self._page(
-            "search_events", t, where, key, search, codec.event_from_row
+            "search_events",
+            t,
+            where,
+            key,
+            search,
+            codec.event_from_row,
+            params=None if bound is None else bound[2],
         )
         return EventPage(events=events, cursor=next_cursor)
 
     def _count_events(self, filters: EventFilters) -> int:
-        where = self._event_filters(filters)
-        if where is None:
+        bound = self._event_filters(filters)
+        if bound is None:
             return 0
-        query = sa.select(sa.func.count()).select_from(self._t.events).where(*where)
-        return int(self._store._read("count_events", lambda c: c.execute(query).scalar_one()))
+        _, query, params = bound
+        count = self._store._read("count_events", lambda c: c.execute(query, params).scalar_one())
+        return int(count)
 
     # -- one session ----------------------------------------------------------------------------
     def _session(self, connection: sa.Connection, session_id: str) -> Session:
@@ -405,6 +465,13 @@ class SqlQueryAPI(QueryFront):
                 tokens = self._token_totals(sums)
                 summary.price(provider_name, model_name, int(unpriced), tokens, table)
         return summary.result()
+
+
+def _shape(values: Mapping[str, Any]) -> Shape:
+    """Which filters are set, and how many values each list holds (1 is bound as a scalar)."""
+    return tuple(
+        (name, len(value) if isinstance(value, list) else 0) for name, value in values.items()
+    )
 
 
 __all__ = ["SqlQueryAPI"]
