@@ -63,8 +63,8 @@ def test_the_hook_returns_the_engine_every_write_goes_through() -> None:
             store.append_events(some_events(session, 3))
             store.delete_session(session.id)
         # one upsert; counter and one executemany insert; the delete locks the counter (an
-        # upsert adding 0), then deletes the session, events, runs and counter
-        assert plan.writes_seen == 1 + 2 + 5
+        # upsert adding 0), then deletes the session, events, runs, counter and artifact metadata
+        assert plan.writes_seen == 1 + 2 + 6
 
 
 @rule("FLUSH-3")
