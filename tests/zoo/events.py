@@ -182,8 +182,9 @@ class AppendEventSkipsIdempotency(InMemorySessionStore):
     duplicate-id check that append_event_with_sequence does."""
 
     BREAKS = ("EVT-1", "EVT-4")
-    # a repeated id appended with append_event is stored again
-    ALSO = ("IDEM-1", "SEQ-2")
+    # a repeated id appended with append_event is stored again; the ambiguous-failure history
+    # (IDEM-1+IDEM-4+FLUSH-4) catches it whenever its seed retries an append_event
+    ALSO = ("IDEM-1", "SEQ-2", "IDEM-4", "FLUSH-4")
 
     def append_event(self, event: Event) -> None:
         checked = as_event(event)
