@@ -19,11 +19,18 @@ from pytest_asm_contract._contract.query import (
     RUN_ORDERS,
     EventPage,
     RunPage,
+    SessionExport,
     SessionPage,
     SessionStats,
     UsageSummary,
 )
-from pytest_asm_contract._contract.query_args import EventSearch, Key, RunSearch, SessionSearch
+from pytest_asm_contract._contract.query_args import (
+    EventSearch,
+    Key,
+    RunScope,
+    RunSearch,
+    SessionSearch,
+)
 from pytest_asm_contract._contract.usage import PricingTable, Rates, RunUsage, run_usage
 from reference_stores.memory import InMemoryQueryAPI
 
@@ -261,6 +268,47 @@ class UsageTotalIsInputPlusOutput(_Zoo):
         }
         total = summary.total_input_tokens + summary.total_output_tokens
         return summary.model_copy(update={"total_tokens": total, "by_provider": by_provider})
+
+
+@dataclasses.dataclass(frozen=True)
+class _LooseProviderRuns(RunSearch):
+    def matches(self, run: Run) -> bool:
+        wanted = self.provider
+        if wanted is None or run.provider is None:
+            return super().matches(run)
+        same = run.provider.strip().casefold() == wanted.strip().casefold()
+        return same and dataclasses.replace(self, provider=None).matches(run)
+
+
+class ProviderMatchedLoosely(_Zoo):
+    """search_runs compares providers ignoring case and surrounding spaces (a case-insensitive,
+    PAD SPACE collation): "A " finds the runs of "a"."""
+
+    BREAKS = ("QRY-1",)
+    run_search = _LooseProviderRuns
+
+
+class SumsWrapAt64Bits(_Zoo):
+    """The usage summary sums tokens in a 64-bit unsigned integer, which wraps past 2**64."""
+
+    BREAKS = ("QRY-9",)
+
+    def _usage(self, scope: RunScope) -> UsageSummary:
+        summary = super()._usage(scope)
+        wrapped = {
+            name: summary.model_dump()[name] % 2**64
+            for name in ("total_input_tokens", "total_output_tokens", "total_tokens")
+        }
+        return summary.model_copy(update=wrapped)
+
+
+class ExportWithoutArtifacts(_Zoo):
+    """export_session leaves the artifacts out even with include_artifacts=True."""
+
+    BREAKS = ("QRY-8",)
+
+    def _export(self, session_id: str, include_artifacts: bool) -> SessionExport:
+        return super()._export(session_id, False)
 
 
 # -- freshness (QRY-7) -----------------------------------------------------------------------------
