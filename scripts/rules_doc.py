@@ -36,6 +36,9 @@ def render() -> str:
                 Scope.ARTIFACT_REGISTRY: (
                     "the bundled suite with an artifact registry (`--asm-artifact-registry`)"
                 ),
+                Scope.MAINTENANCE: (
+                    "the bundled suite with a Maintenance object (`--asm-maintenance`)"
+                ),
             }[rule.scope]
             lines += [f"### {rule.id} ({level})", "", rule.statement, "", f"Checked by {checked}."]
             if rule.hints:

@@ -26,6 +26,7 @@ class Scope(enum.StrEnum):
     ARTIFACT_STORE = "artifact store"  # via --asm-artifact-store
     QUERY_API = "query api"  # the QueryAPI built from the session store, via --asm-query
     ARTIFACT_REGISTRY = "artifact registry"  # built from the store, via --asm-artifact-registry
+    MAINTENANCE = "maintenance"  # built from the store, via --asm-maintenance
     PACKAGE = "package"  # the kit's and reference stores' own modules (the project's tests)
 
 
@@ -68,6 +69,7 @@ GROUPS: dict[str, str] = {
     "ART": "Artifact stores",
     "QRY": "QueryAPI (search across sessions)",
     "REG": "Artifact registry (artifact metadata)",
+    "MNT": "Maintenance (retention, pruning, integrity)",
 }
 
 RULES: tuple[Rule, ...] = (
@@ -537,11 +539,81 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "REG-3",
-        "delete_session removes the session's artifact metadata in the same atomic step as the "
-        "rest of the session. Registering metadata for a session that does not exist is "
-        "allowed (no referential integrity).",
+        "delete_session and a hard delete (MNT-2) remove the session's artifact metadata in the "
+        "same atomic step as the rest of the session. Registering metadata for a session that "
+        "does not exist is allowed (no referential integrity).",
         ("delete_session leaving the session's artifact metadata behind",),
         scope=Scope.ARTIFACT_REGISTRY,
+    ),
+    # -- maintenance (query-maintenance.md section 3) ------------------------------------------
+    Rule(
+        "MNT-1",
+        "soft_delete_expired_sessions sets deleted_at = now, and changes nothing else, on every "
+        "session not yet soft-deleted, whose status is not exempt, that has no exempt tag, and "
+        "that is terminal (completed, failed, cancelled) with updated_at older than "
+        "max_completed_session_age_days, or of any status created longer ago than "
+        "max_session_age_days; it returns how many it marked.",
+        (
+            "updated_at changed along with deleted_at",
+            "exempt tags or statuses ignored",
+            "a session exactly at the cutoff treated as older",
+        ),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-2",
+        "hard_delete_expired_sessions deletes every session whose deleted_at is older than "
+        "hard_delete_after_days exactly as delete_session does (runs, events, counter, artifact "
+        "metadata), and returns how many.",
+        ("the session row deleted but its events, runs or artifact metadata left behind",),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-3",
+        "prune_session_events removes, from a session holding more than max_events_per_session "
+        "events, exactly (count - max) events when that many are removable: those of the types "
+        "in prune_event_types_first first, lowest sequence first, then the lowest-sequence "
+        "others, never run_started or run_completed. The events left keep their numbers, "
+        "get_latest_sequence does not change, the next append gets latest + 1, and a pruned id "
+        "appended again is stored anew. It returns how many it removed.",
+        (
+            "the events left renumbered from 1",
+            "the counter lowered, so numbers are reused",
+            "run_started or run_completed pruned",
+            "a pruned id still treated as stored (IDEM-1)",
+        ),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-4",
+        "execute runs soft delete, hard delete, pruning of every session over the limit, "
+        "orphaned-artifact and orphaned-counter cleaning, and reports each count exactly; an "
+        "invalid policy raises validation_error before anything changes; a failing step is "
+        "reported in errors and the other steps still run.",
+        ("execute stopping at the first failing step", "a count that differs from the effect"),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-5",
+        "clean_orphaned_artifacts removes the artifact metadata of sessions that do not exist "
+        "and returns how many records it removed.",
+        ("metadata of existing sessions removed too",),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-6",
+        "health_check returns [] for a store that only the port's operations have touched "
+        "(pruning and deletes included), and one line per problem otherwise.",
+        ("the holes pruning leaves reported as gaps",),
+        scope=Scope.MAINTENANCE,
+    ),
+    Rule(
+        "MNT-7",
+        "Maintenance may run while clients append: it never removes or renumbers an event its "
+        "policy does not select, never lets a number be reused, and each session's delete or "
+        "prune is atomic (a reader sees it before or after, never in part).",
+        ("a prune removing events one by one, seen half done by a tailing reader",),
+        scope=Scope.MAINTENANCE,
     ),
 )
 

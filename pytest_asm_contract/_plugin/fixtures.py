@@ -11,6 +11,7 @@ import pytest
 from hypothesis import settings
 
 from pytest_asm_contract._concurrency.processes import ProcessPool
+from pytest_asm_contract._contract.maintenance import MAINTENANCE_OPERATIONS
 from pytest_asm_contract._contract.port import (
     FAULT_HOOK,
     HookError,
@@ -146,6 +147,23 @@ def asm_artifact_registry(asm_store: Any, request: pytest.FixtureRequest) -> Any
     return _side_object(
         asm_store, request, "artifact_registry", "artifact registry", REGISTRY_OPERATIONS
     )
+
+
+@pytest.fixture(scope="session")
+def asm_maintenance_factory(pytestconfig: pytest.Config) -> Callable[[Any], Any]:
+    """Builds the Maintenance object under test from a store (``--asm-maintenance``). Override
+    it in a conftest for custom setup."""
+    builder: Callable[[Any], Any] = _side_builder(
+        pytestconfig, "maintenance", "Maintenance", "reference_stores.memory:InMemoryMaintenance"
+    )
+    return builder
+
+
+@pytest.fixture
+def asm_maintenance(asm_store: Any, request: pytest.FixtureRequest) -> Any:
+    """The Maintenance object built from this test's store: it works on the store's backend
+    (skipped with the store's reason when it sets ``asm_maintenance_unavailable``)."""
+    return _side_object(asm_store, request, "maintenance", "Maintenance", MAINTENANCE_OPERATIONS)
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,13 @@ def add_options(parser: pytest.Parser) -> None:
         "(ini: asm_artifact_registry)",
     )
     group.addoption(
+        "--asm-maintenance",
+        metavar="MODULE:ATTR",
+        help="Maintenance under test (MNT rules): a callable that takes the store under test and "
+        "returns its Maintenance object, e.g. reference_stores.memory:InMemoryMaintenance. "
+        "(ini: asm_maintenance)",
+    )
+    group.addoption(
         "--asm-profile",
         choices=PROFILES,
         help=f"Hypothesis budget: {', '.join(PROFILES)} (default {DEFAULT_PROFILE}). "
@@ -123,13 +130,18 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "asm_artifact_registry", "artifact registry under test, as module:attr taking the store"
     )
+    parser.addini("asm_maintenance", "Maintenance under test, as module:attr taking the store")
     parser.addini("asm_profile", "Hypothesis budget: quick, ci or deep", default=DEFAULT_PROFILE)
     parser.addini("asm_rules", "rules or groups to run, comma-separated")
     parser.addini("asm_report", "conformance report path (writes PATH.json, PATH.md, PATH.html)")
 
 
 #: The ports built from the store under test: name -> the ini name of its option.
-SIDE_PORTS = {"query": "asm_query", "artifact_registry": "asm_artifact_registry"}
+SIDE_PORTS = {
+    "query": "asm_query",
+    "artifact_registry": "asm_artifact_registry",
+    "maintenance": "asm_maintenance",
+}
 
 
 def _side_port(config: pytest.Config, name: str) -> SidePort:

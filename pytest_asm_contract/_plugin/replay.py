@@ -16,6 +16,7 @@ def replay_command(config: pytest.Config, selector: str) -> str:
     if state.spec is not None:
         parts.append(f"--asm-store={state.spec.target}")
         parts.extend(f"--asm-store-option={key}={value}" for key, value in state.spec.options)
+    parts += [f"{p.option}={p.target}" for p in state.side_ports.values() if p.target]
     parts += [f"--asm-profile={state.profile}", f"--asm-seed={state.seed}", "-k", selector]
     return " ".join(shlex.quote(part) for part in parts)
 

@@ -68,6 +68,8 @@ def _not_run_reason(rule: Rule, selected: bool) -> str:
             "checked against an artifact registry built from the store "
             "(--asm-artifact-registry=MODULE:ATTR)"
         )
+    if rule.scope is Scope.MAINTENANCE:
+        return "checked against a Maintenance object built from the store (--asm-maintenance)"
     if rule.scope is Scope.PACKAGE:
         return "checked by the kit's own tests on its reference stores, not against a store"
     return "no test of the bundled suite checks this rule yet"

@@ -9,7 +9,6 @@ the fewest that still show it, as Python. ``--asm-seed`` replays the same search
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -53,12 +52,6 @@ def _skip_unless_queryable(
         close_store(store)
 
 
-def _replay(request: pytest.FixtureRequest) -> str:
-    command = replay_command(request.config, request.node.name)
-    query = request.config.getoption("asm_query", None) or request.config.getini("asm_query")
-    return f"{command} --asm-query={shlex.quote(query)}" if query else command
-
-
 class TestQueryStateful:
     @rule(*QUERY_MACHINE_RULES, generated=True)
     def test_queries_follow_the_query_model(
@@ -75,7 +68,8 @@ class TestQueryStateful:
         )
         if mismatch is not None:
             mark_violated(request.node, mismatch.rule_id)
-            pytest.fail(f"{mismatch}\n\nReplay this search: {_replay(request)}", pytrace=False)
+            replay = replay_command(request.config, request.node.name)
+            pytest.fail(f"{mismatch}\n\nReplay this search: {replay}", pytrace=False)
 
 
 __all__ = ["TestQueryStateful"]

@@ -113,6 +113,10 @@ class S3SessionStore(LogStore):
         "the S3 store keeps no artifact metadata beside its session logs (the bytes go to "
         "S3ArtifactStore)"
     )
+    asm_maintenance_unavailable = (
+        "an S3 session log is written whole by its writer: pruning would rewrite every log it "
+        "touches, and retention belongs to the bucket's lifecycle rules"
+    )
 
     def __init__(
         self,
