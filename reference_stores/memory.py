@@ -55,6 +55,8 @@ class InMemorySessionStore:
         self._runs: dict[str, Run] = {}
         self._events: dict[str, list[Event]] = {}
         self._event_ids: dict[str, Event] = {}  # global id index (IDEM-1)
+        # how many events pruning removed from each session (MNT-3); see _highest_assigned
+        self._pruned: dict[str, int] = {}
         # artifact metadata by id, written by InMemoryArtifactRegistry (REG-3: deleted here)
         self._artifact_meta: dict[str, ArtifactMeta] = {}
         self._gate = FaultGate()
@@ -118,18 +120,25 @@ class InMemorySessionStore:
     def delete_session(self, session_id: str) -> None:
         check_id(session_id, "session_id")
         with self._backend("delete_session") as gate, self._lock:
-            runs = [r.id for r in self._runs.values() if r.session_id == session_id]
-            artifacts = [a.id for a in self._artifact_meta.values() if a.session_id == session_id]
-            for what in ("events", "runs", "artifacts", "session"):
-                gate.before_write(what)
-            self._sessions.pop(session_id, None)
-            for run_id in runs:
-                del self._runs[run_id]
-            for event in self._events.pop(session_id, []):
-                del self._event_ids[event.id]
-            for artifact_id in artifacts:
-                del self._artifact_meta[artifact_id]
+            self._delete_locked(session_id, gate)
             gate.after_commit("delete_session")
+
+    def _delete_locked(self, session_id: str, gate: FaultGate) -> None:
+        """Remove the session with its runs, events, counter and artifact metadata (SES-4,
+        REG-3), every write announced first; also a hard delete's step (MNT-2). Call it holding
+        the lock."""
+        runs = [r.id for r in self._runs.values() if r.session_id == session_id]
+        artifacts = [a.id for a in self._artifact_meta.values() if a.session_id == session_id]
+        for what in ("events", "runs", "artifacts", "session"):
+            gate.before_write(what)
+        self._sessions.pop(session_id, None)
+        for run_id in runs:
+            del self._runs[run_id]
+        for event in self._events.pop(session_id, []):
+            del self._event_ids[event.id]
+        self._pruned.pop(session_id, None)
+        for artifact_id in artifacts:
+            del self._artifact_meta[artifact_id]
 
     # -- runs -----------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
@@ -202,11 +211,20 @@ class InMemorySessionStore:
         existing = self._event_ids.get(event.id)
         if existing is not None:
             return existing
-        log = self._events.setdefault(event.session_id, [])
-        stored = event.model_copy(update={"sequence_number": len(log) + 1}, deep=True)
-        log.append(stored)
+        number = self._highest_assigned(event.session_id) + 1
+        stored = event.model_copy(update={"sequence_number": number}, deep=True)
+        self._events.setdefault(event.session_id, []).append(stored)
         self._event_ids[stored.id] = stored
         return stored
+
+    def _highest_assigned(self, session_id: str) -> int:
+        """The highest number assigned in the session since it was created or deleted (SEQ-2).
+        Numbers are gapless (SEQ-1), so that is the count of events held plus those pruning
+        removed (MNT-3). The counter is kept as this offset over the log's length rather than
+        as a number of its own so that a subclass that numbers events ``len(log) + 1`` itself
+        still agrees with ``get_latest_sequence`` while nothing was pruned. Call it holding the
+        lock."""
+        return len(self._events.get(session_id, ())) + self._pruned.get(session_id, 0)
 
     def flush(self, result: ExecutionResult | Mapping[str, Any]) -> None:
         checked = as_execution_result(result)
@@ -255,7 +273,7 @@ class InMemorySessionStore:
     def get_latest_sequence(self, session_id: str) -> int:
         check_id(session_id, "session_id")
         with self._lock:
-            return len(self._events.get(session_id, ()))
+            return self._highest_assigned(session_id)
 
 
 class InMemoryArtifactStore:
@@ -297,13 +315,16 @@ def check_id_key(key: object) -> str:
     return key
 
 
-# The QueryAPI over this store lives in a module of its own; it is offered from here, beside it.
+# The QueryAPI, the registry and the Maintenance port over this store live in modules of their
+# own; they are offered from here, beside it.
+from reference_stores.memory_maintenance import InMemoryMaintenance  # noqa: E402
 from reference_stores.memory_query import InMemoryQueryAPI  # noqa: E402
 from reference_stores.memory_registry import InMemoryArtifactRegistry  # noqa: E402
 
 __all__ = [
     "InMemoryArtifactRegistry",
     "InMemoryArtifactStore",
+    "InMemoryMaintenance",
     "InMemoryQueryAPI",
     "InMemorySessionStore",
 ]

@@ -1,9 +1,10 @@
 """The SQL reference store: SQLAlchemy 2 Core on SQLite (default), PostgreSQL and MariaDB/MySQL.
 
-    from reference_stores.sql import SqlQueryAPI, SqlSessionStore
+    from reference_stores.sql import SqlMaintenance, SqlQueryAPI, SqlSessionStore
     store = SqlSessionStore()                                   # temporary SQLite file
     store = SqlSessionStore("postgresql+psycopg://user@host/db") # schema must be migrated
     queries = SqlQueryAPI(store)                                # QueryAPI on the same database
+    maintenance = SqlMaintenance(store)                         # retention, pruning, checks
 
 Importing this package never needs SQLAlchemy (contract DEP-1); building a store without it
 raises ``dependency_not_available`` naming the ``sql`` extra. The store module is loaded on first
@@ -17,15 +18,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reference_stores.sql.maintenance import SqlMaintenance
     from reference_stores.sql.query import SqlQueryAPI
     from reference_stores.sql.registry import SqlArtifactRegistry
     from reference_stores.sql.store import SqlSessionStore
 
-__all__ = ["SqlArtifactRegistry", "SqlQueryAPI", "SqlSessionStore"]
+__all__ = ["SqlArtifactRegistry", "SqlMaintenance", "SqlQueryAPI", "SqlSessionStore"]
 _MODULES = {
     "SqlSessionStore": "store",
     "SqlQueryAPI": "query",
     "SqlArtifactRegistry": "registry",
+    "SqlMaintenance": "maintenance",
 }
 
 

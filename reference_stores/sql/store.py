@@ -447,24 +447,24 @@ class SqlSessionStore:
         check_id(session_id, "session_id")
         if not self._limits.storable(session_id):
             return
+        self._write("delete_session", lambda c: self._delete_rows(c, session_id))
+
+    def _delete_rows(self, connection: sa.Connection, session_id: str) -> None:
+        """The body of ``delete_session``'s transaction, also a hard delete's (MNT-2)."""
         t = self._t
-
-        def delete(connection: sa.Connection) -> None:
-            # Lock order: session row, then the counter (as flush does). The counter row is
-            # locked (created if missing, by adding 0) before the events are deleted: an append
-            # holding it commits first and its events are deleted below; any other append waits
-            # for this transaction and numbers from 1 after it. Deleting a missing counter row
-            # would lock nothing, and an append committed in between would lose its event here
-            # but leave its counter behind: a hole at 1 (tests/stores/sql/test_races.py).
-            connection.execute(t.sessions.delete().where(t.sessions.c.id == session_id))
-            self._reserve(connection, session_id, 0)
-            connection.execute(t.events.delete().where(t.events.c.session_id == session_id))
-            connection.execute(t.runs.delete().where(t.runs.c.session_id == session_id))
-            connection.execute(t.sequences.delete().where(t.sequences.c.session_id == session_id))
-            registry = t.artifact_registry
-            connection.execute(registry.delete().where(registry.c.session_id == session_id))
-
-        self._write("delete_session", delete)
+        # Lock order: session row, then the counter (as flush does). The counter row is locked
+        # (created if missing, by adding 0) before the events are deleted: an append holding it
+        # commits first and its events are deleted below; any other append waits for this
+        # transaction and numbers from 1 after it. Deleting a missing counter row would lock
+        # nothing, and an append committed in between would lose its event here but leave its
+        # counter behind: a hole at 1 (tests/stores/sql/test_races.py).
+        connection.execute(t.sessions.delete().where(t.sessions.c.id == session_id))
+        self._reserve(connection, session_id, 0)
+        connection.execute(t.events.delete().where(t.events.c.session_id == session_id))
+        connection.execute(t.runs.delete().where(t.runs.c.session_id == session_id))
+        connection.execute(t.sequences.delete().where(t.sequences.c.session_id == session_id))
+        registry = t.artifact_registry
+        connection.execute(registry.delete().where(registry.c.session_id == session_id))
 
     # -- runs -----------------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
