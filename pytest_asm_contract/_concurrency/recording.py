@@ -32,6 +32,9 @@ class Op(enum.StrEnum):
     LATEST = "get_latest_sequence"
     GET_RUN = "get_run"
     GET_SESSION = "get_session"
+    # maintenance beside the clients (MNT-7)
+    PRUNE = "prune_session_events"
+    HARD_DELETE = "hard_delete_expired_sessions"
 
     @property
     def writes(self) -> bool:

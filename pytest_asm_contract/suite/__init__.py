@@ -19,6 +19,11 @@ from pytest_asm_contract.suite.test_faults import TestFaults
 from pytest_asm_contract.suite.test_flush import TestFlush
 from pytest_asm_contract.suite.test_histories import TestProcessHistories, TestThreadHistories
 from pytest_asm_contract.suite.test_idempotency import TestIdempotency
+from pytest_asm_contract.suite.test_maintenance import TestMaintenance
+from pytest_asm_contract.suite.test_maintenance_execute import TestMaintenanceExecute
+from pytest_asm_contract.suite.test_maintenance_load import TestMaintenanceUnderLoad
+from pytest_asm_contract.suite.test_maintenance_pruning import TestMaintenancePruning
+from pytest_asm_contract.suite.test_maintenance_stateful import TestMaintenanceStateful
 from pytest_asm_contract.suite.test_poll import TestPoll
 from pytest_asm_contract.suite.test_port import TestPort
 from pytest_asm_contract.suite.test_query import TestQuery
@@ -45,6 +50,11 @@ __all__ = [
     "TestFaults",
     "TestFlush",
     "TestIdempotency",
+    "TestMaintenance",
+    "TestMaintenanceExecute",
+    "TestMaintenancePruning",
+    "TestMaintenanceStateful",
+    "TestMaintenanceUnderLoad",
     "TestPoll",
     "TestPort",
     "TestProcessHistories",

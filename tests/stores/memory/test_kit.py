@@ -1,5 +1,5 @@
 """The in-memory reference stores, and a strict variant of them, pass every rule of the kit; the
-in-memory session store with its QueryAPI and artifact registry."""
+in-memory session store with its QueryAPI, artifact registry and Maintenance port."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def test_the_store_passes_every_rule(pytester: pytest.Pytester, store: str, scop
         [
             "--asm-query=reference_stores.memory:InMemoryQueryAPI",
             "--asm-artifact-registry=reference_stores.memory:InMemoryArtifactRegistry",
+            "--asm-maintenance=reference_stores.memory:InMemoryMaintenance",
         ]
         if query
         else []
@@ -34,4 +35,5 @@ def test_the_store_passes_every_rule(pytester: pytest.Pytester, store: str, scop
     if query:
         wrong |= verdicts.unexpected(Scope.QUERY_API)
         wrong |= verdicts.unexpected(Scope.ARTIFACT_REGISTRY)
+        wrong |= verdicts.unexpected(Scope.MAINTENANCE)
     assert not wrong, f"{store}: {wrong}"
