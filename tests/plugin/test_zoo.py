@@ -72,6 +72,7 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
         "artifact": Scope.ARTIFACT_STORE,
         "query": Scope.QUERY_API,
         "registry": Scope.ARTIFACT_REGISTRY,
+        "maintenance": Scope.MAINTENANCE,
     }.get(kind, Scope.SESSION_STORE)
     wrong = verdicts.unexpected(
         scope,

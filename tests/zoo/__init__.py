@@ -81,6 +81,15 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.idempotency:FlushStoresDuplicates",
         "tests.zoo.idempotency:LastWriteWins",
         "tests.zoo.idempotency:NoInBatchDedupe",
+        "tests.zoo.maintenance:ExecuteStopsAtFirstFailure",
+        "tests.zoo.maintenance:HardDeleteKeepsArtifactMetadata",
+        "tests.zoo.maintenance:HealthFlagsHoles",
+        "tests.zoo.maintenance:PruneLowersCounter",
+        "tests.zoo.maintenance:PruneRemovesRunStarted",
+        "tests.zoo.maintenance:PruneRenumbers",
+        "tests.zoo.maintenance:SoftDeleteTouchesUpdatedAt",
+        "tests.zoo.maintenance:SoftDeletesExemptTagged",
+        "tests.zoo.maintenance_races:PruneOneByOne",
         "tests.zoo.poll:BlocksWithoutLongPoll",
         "tests.zoo.poll:LongPollNeverBlocks",
         "tests.zoo.dict_store:LocklessDictStore",
@@ -181,8 +190,8 @@ QUERY_REGISTRY = "reference_stores.memory:InMemoryArtifactRegistry"
 
 def kit_arguments(target: str, kind: str) -> list[str]:
     """How the kit is pointed at a store of the zoo of each kind (``KIND``: session, artifact,
-    query, registry); a query object or registry runs over the correct in-memory store, with its
-    own rules only."""
+    query, registry, maintenance); a query object, registry or Maintenance object runs over the
+    correct in-memory store, with its own rules only."""
     if kind == "artifact":
         return [f"--asm-artifact-store={target}"]
     if kind == "query":
@@ -198,5 +207,13 @@ def kit_arguments(target: str, kind: str) -> list[str]:
             f"--asm-store={QUERY_STORE}",
             f"--asm-artifact-registry={target}",
             "--asm-rules=REG",
+        ]
+    if kind == "maintenance":
+        return [
+            f"--asm-store={QUERY_STORE}",
+            f"--asm-maintenance={target}",
+            # the checks of artifact metadata (MNT-2, MNT-4, MNT-5) need a registry beside it
+            f"--asm-artifact-registry={QUERY_REGISTRY}",
+            "--asm-rules=MNT",
         ]
     return [f"--asm-store={target}"]
