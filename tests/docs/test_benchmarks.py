@@ -46,3 +46,25 @@ def test_query_benchmark_runs_end_to_end_on_sqlite() -> None:
     ratios = [line for line in result.stdout.splitlines() if line.strip().startswith("ratio")]
     assert len(ratios) == 9, result.stdout
     assert all(float(line.split()[-1]) > 0 for line in ratios)
+
+
+def test_maintenance_benchmark_runs_end_to_end_on_sqlite() -> None:
+    tiny = ["--events", "2000", "--sessions", "20", "--appends", "200", "--backends", "sqlite"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "maintenance.py"), *tiny],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures: dict[str, list[float]] = {}
+    for line in result.stdout.splitlines()[2:-1]:
+        label, value = line.rsplit(maxsplit=1)
+        figures.setdefault(label.strip(), []).append(float(value.replace(",", "")))
+    assert figures["report as expected"] == [1, 1], result.stdout  # alone, and beside writers
+    assert figures["events_pruned"] == [190, 190]  # 19 sessions left, 10 events over each
+    assert figures["execute (s)"][0] > 0
+    for label in ("appends alone (events/s)", "appends during execute (events/s)"):
+        assert figures[label][0] > 0, result.stdout
+    assert figures["ratio during / alone"][0] > 0
