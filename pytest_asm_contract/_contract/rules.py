@@ -124,9 +124,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "SES-4",
-        "delete_session removes the session with all its runs, events and its sequence counter, in "
-        "one atomic step; it is idempotent; afterwards get_latest_sequence is 0, get_events is [], "
-        "and the next append to that session id starts again at 1.",
+        "delete_session removes the session with all its runs, events, its sequence counter and "
+        "its artifact metadata (REG-3, where the store has a registry), in one atomic step; it "
+        "is idempotent; afterwards get_latest_sequence is 0, get_events is [], and the next "
+        "append to that session id starts again at 1.",
         (
             "only the session record deleted (no cascade)",
             "sequence counter left behind",
@@ -192,7 +193,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "EVT-4",
-        "Stored events never change; only delete_session removes them.",
+        "Stored events never change; only delete_session, a hard delete (MNT-2) and pruning "
+        "(MNT-3) remove them.",
         (
             "returning the stored object itself, so a caller's mutation changes it",
             "a re-append with the same id overwriting the stored event",
@@ -210,8 +212,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "SEQ-2",
-        "get_latest_sequence returns the highest assigned number (the count of the "
-        "session's stored events); 0 when there are none.",
+        "get_latest_sequence returns the highest number ever assigned in the session (the count "
+        "of its stored events, unless pruning removed some: MNT-3); 0 when none was assigned "
+        "since the session was created or deleted.",
         ("raising for an unknown session", "returning the next number instead of the last"),
     ),
     Rule(
