@@ -57,7 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.query import CHUNK, PROVIDERS, START, open_store, reachable  # noqa: E402
+from benchmarks.query import CHUNK, PROVIDERS, START, load, open_store, reachable  # noqa: E402
 from pytest_asm_contract import (  # noqa: E402
     Event,
     EventType,
@@ -69,7 +69,6 @@ from pytest_asm_contract import (  # noqa: E402
     SessionStatus,
 )
 from reference_stores.sql import SqlMaintenance, SqlSessionStore, codec  # noqa: E402
-from reference_stores.sql.schema import tables_for  # noqa: E402
 
 #: The fixed clock of every ``execute``.
 NOW = START + timedelta(days=200)
@@ -200,20 +199,8 @@ def rows(shape: Shape) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def fill(store: SqlSessionStore, shape: Shape) -> float:
-    """``benchmarks.query.fill`` over ``shape``'s rows: bulk INSERTs, then ANALYZE."""
-    tables = tables_for(store.table_prefix)
-    started = time.perf_counter()
-    with store.engine.connect() as connection:
-        for table, chunk in rows(shape):
-            with connection.begin():
-                connection.execute(getattr(tables, table).insert(), chunk)
-        dialect = store.engine.dialect.name
-        with connection.begin():
-            for table in ("sessions", "runs", "events", "sequences"):
-                name = tables.names()[table]
-                statement = f"ANALYZE TABLE {name}" if dialect in ("mysql", "mariadb") else None
-                connection.exec_driver_sql(statement or f"ANALYZE {name}")
-    return time.perf_counter() - started
+    """``shape``'s rows, loaded as ``benchmarks/query.py`` loads its own; counters analyzed too."""
+    return load(store, rows(shape), ("sessions", "runs", "events", "sequences"))
 
 
 @dataclass(frozen=True)

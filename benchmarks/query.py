@@ -26,7 +26,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,15 +111,24 @@ def rows(events: int, sessions: int) -> Iterator[tuple[str, list[dict[str, Any]]
 
 
 def fill(store: SqlSessionStore, events: int, sessions: int) -> float:
+    return load(store, rows(events, sessions))
+
+
+def load(
+    store: SqlSessionStore,
+    chunks: Iterable[tuple[str, list[dict[str, Any]]]],
+    analyzed: tuple[str, ...] = ("sessions", "runs", "events"),
+) -> float:
+    """Bulk INSERTs of (table, rows) chunks, one transaction each, then ANALYZE; seconds."""
     tables = tables_for(store.table_prefix)
     started = time.perf_counter()
     with store.engine.connect() as connection:
-        for table, chunk in rows(events, sessions):
+        for table, chunk in chunks:
             with connection.begin():
                 connection.execute(getattr(tables, table).insert(), chunk)
         dialect = store.engine.dialect.name
         with connection.begin():
-            for table in ("sessions", "runs", "events"):
+            for table in analyzed:
                 name = tables.names()[table]
                 statement = f"ANALYZE TABLE {name}" if dialect in ("mysql", "mariadb") else None
                 connection.exec_driver_sql(statement or f"ANALYZE {name}")

@@ -13,12 +13,10 @@ rest as Python.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NoReturn
 
-from hypothesis import Phase
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
@@ -30,6 +28,7 @@ from pytest_asm_contract._contract.model import Event, EventType, Session, Sessi
 from pytest_asm_contract._contract.port import close_store
 from pytest_asm_contract._contract.query import ArtifactMeta
 from pytest_asm_contract._contract.rules import get_rule
+from pytest_asm_contract._machine.cutting import cut_down, first_failure
 from pytest_asm_contract._machine.maintenance_model import MaintenanceModel
 from pytest_asm_contract._machine.repro import call
 from pytest_asm_contract._machine.values import exact_difference
@@ -423,23 +422,13 @@ def _redo(state: MaintenanceMachine, step: Step) -> None:
 def minimize(
     machine: type[MaintenanceMachine], mismatch: MaintenanceMismatch, seconds: float
 ) -> MaintenanceMismatch:
-    """Drop steps, in halving chunks, while the same rule still fails."""
-    deadline = time.monotonic() + seconds
-    best = mismatch
-    chunk = max(1, len(best.steps) // 2)
-    while time.monotonic() < deadline:
-        start = 0
-        while start < len(best.steps) - 1 and time.monotonic() < deadline:
-            candidate = best.steps[:start] + best.steps[start + chunk :]
-            found = replay(machine, candidate) if candidate else None
-            if found is not None and found.rule_id == best.rule_id:
-                best = found
-            else:
-                start += chunk
-        if chunk == 1:
-            break
-        chunk //= 2
-    return best
+    """Drop steps while the same rule still fails; the failing step itself stays."""
+
+    def same(steps: list[Step]) -> MaintenanceMismatch | None:
+        found = replay(machine, steps)
+        return found if found is not None and found.rule_id == mismatch.rule_id else None
+
+    return cut_down(mismatch, lambda m: m.steps, same, seconds, keep=1)
 
 
 def run_maintenance_machine(
@@ -457,17 +446,7 @@ def run_maintenance_machine(
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
     try:
-        run_state_machine_as_test(
-            machine,
-            settings=Settings(
-                settings,
-                stateful_step_count=step_count,
-                database=None,
-                print_blob=False,
-                report_multiple_bugs=False,
-                phases=[p for p in settings.phases if p not in (Phase.shrink, Phase.explain)],
-            ),
-        )
+        run_state_machine_as_test(machine, settings=first_failure(settings, step_count))
     except MaintenanceMismatch as mismatch:
         return minimize(machine, mismatch, minimize_seconds) if minimize_seconds else mismatch
     return None

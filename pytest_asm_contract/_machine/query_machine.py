@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from hypothesis import Phase
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
@@ -47,6 +45,7 @@ from pytest_asm_contract._contract.model import (
 from pytest_asm_contract._contract.port import close_store
 from pytest_asm_contract._contract.rules import get_rule
 from pytest_asm_contract._contract.usage import PricingTable
+from pytest_asm_contract._machine.cutting import cut_down, first_failure
 from pytest_asm_contract._machine.query_drawing import (
     SESSION_IDS,
     Step,
@@ -461,23 +460,13 @@ def replay(machine: type[QueryMachine], writes: list[Write], step: Step) -> Quer
 def minimize(
     machine: type[QueryMachine], mismatch: QueryMismatch, seconds: float = MINIMIZE_SECONDS
 ) -> QueryMismatch:
-    """Drop writes, in halving chunks, while the same rule still fails."""
-    deadline = time.monotonic() + seconds
-    best = mismatch
-    chunk = max(1, len(best.writes) // 2)
-    while time.monotonic() < deadline:
-        start = 0
-        while start < len(best.writes) and time.monotonic() < deadline:
-            candidate = best.writes[:start] + best.writes[start + chunk :]
-            found = replay(machine, candidate, best.step)
-            if found is not None and found.rule_id == best.rule_id:
-                best = found
-            else:
-                start += chunk
-        if chunk == 1:
-            break
-        chunk //= 2
-    return best
+    """Drop writes while the same rule still fails."""
+
+    def same(writes: list[Write]) -> QueryMismatch | None:
+        found = replay(machine, writes, mismatch.step)
+        return found if found is not None and found.rule_id == mismatch.rule_id else None
+
+    return cut_down(mismatch, lambda m: m.writes, same, seconds)
 
 
 def query_machine(
@@ -508,18 +497,8 @@ def run_query_machine(
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
     try:
-        run_state_machine_as_test(
-            machine,
-            settings=Settings(
-                settings,
-                stateful_step_count=step_count,
-                database=None,
-                print_blob=False,
-                report_multiple_bugs=False,
-                # stop at the first mismatch: ``minimize`` follows, within a time budget
-                phases=[p for p in settings.phases if p not in (Phase.shrink, Phase.explain)],
-            ),
-        )
+        # stop at the first mismatch: ``minimize`` follows, within a time budget
+        run_state_machine_as_test(machine, settings=first_failure(settings, step_count))
     except QueryMismatch as mismatch:
         return minimize(machine, mismatch, minimize_seconds) if minimize_seconds else mismatch
     return None
