@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -148,34 +148,33 @@ class InMemoryMaintenance(MaintenanceFront):
     # -- orphans --------------------------------------------------------------------------------
     def _clean_orphaned_artifacts(self) -> int:
         store = self._store
-        with store._backend("clean_orphaned_artifacts") as gate, store._lock:
-            orphans = [
-                key
-                for key, meta in store._artifact_meta.items()
-                if meta.session_id not in store._sessions
-            ]
-            if not orphans:
-                return 0
-            gate.before_write("artifacts")
-            for key in orphans:
-                del store._artifact_meta[key]
-            gate.after_commit("clean_orphaned_artifacts")
-        return len(orphans)
+        return self._remove(
+            "clean_orphaned_artifacts",
+            store._artifact_meta,
+            lambda key: store._artifact_meta[key].session_id not in store._sessions,
+        )
 
     def _clean_orphaned_counters(self) -> int:
         store = self._store
-        with store._backend("clean_orphaned_sequences") as gate, store._lock:
-            orphans = [
-                key
-                for key in store._pruned
-                if not store._events.get(key) and key not in store._sessions
-            ]
+        return self._remove(
+            "clean_orphaned_sequences",
+            store._pruned,
+            lambda key: not store._events.get(key) and key not in store._sessions,
+        )
+
+    def _remove(
+        self, operation: str, table: dict[str, Any], orphaned: Callable[[str], bool]
+    ) -> int:
+        """Delete the orphaned entries of one of the store's dicts in one atomic step; how many."""
+        store = self._store
+        with store._backend(operation) as gate, store._lock:
+            orphans = [key for key in table if orphaned(key)]
             if not orphans:
                 return 0
-            gate.before_write("counters")
+            gate.before_write(operation)
             for key in orphans:
-                del store._pruned[key]
-            gate.after_commit("clean_orphaned_sequences")
+                del table[key]
+            gate.after_commit(operation)
         return len(orphans)
 
     # -- integrity ------------------------------------------------------------------------------
