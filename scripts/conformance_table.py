@@ -7,10 +7,12 @@
 Each store runs the bundled suite in its own pytest process with ``--asm-report``; the reports
 are merged with ``asm-contract-compare`` (``pytest_asm_contract._plugin.compare``). Stores:
 
-- ``memory``: ``reference_stores.memory:InMemorySessionStore`` with its QueryAPI and artifact
-  registry (``InMemoryQueryAPI``, ``InMemoryArtifactRegistry``);
-- ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite), its QueryAPI and
-  artifact registry (``SqlQueryAPI``, ``SqlArtifactRegistry``);
+- ``memory``: ``reference_stores.memory:InMemorySessionStore`` with its QueryAPI, artifact
+  registry and Maintenance (``InMemoryQueryAPI``, ``InMemoryArtifactRegistry``,
+  ``InMemoryMaintenance``);
+- ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite), its QueryAPI,
+  artifact registry and Maintenance (``SqlQueryAPI``, ``SqlArtifactRegistry``,
+  ``SqlMaintenance``);
 - ``s3``: ``reference_stores.s3:S3SessionStore`` on a local moto server (needs the ``s3`` and
   ``test`` extras; left out, with a note, when they are not installed);
 - ``example``: ``examples/sqlite3-adapter``, the example third-party adapter.
@@ -48,20 +50,22 @@ class Store:
 STORES = {
     "memory": Store(
         "memory",
-        "reference_stores.memory:InMemorySessionStore + query, registry",
+        "reference_stores.memory:InMemorySessionStore + query, registry, maintenance",
         (
             "--asm-store=reference_stores.memory:InMemorySessionStore",
             "--asm-query=reference_stores.memory:InMemoryQueryAPI",
             "--asm-artifact-registry=reference_stores.memory:InMemoryArtifactRegistry",
+            "--asm-maintenance=reference_stores.memory:InMemoryMaintenance",
         ),
     ),
     "sql": Store(
         "sql",
-        "reference_stores.sql:SqlSessionStore + query, registry (SQLite)",
+        "reference_stores.sql:SqlSessionStore + query, registry, maintenance (SQLite)",
         (
             "--asm-store=reference_stores.sql:SqlSessionStore",
             "--asm-query=reference_stores.sql:SqlQueryAPI",
             "--asm-artifact-registry=reference_stores.sql:SqlArtifactRegistry",
+            "--asm-maintenance=reference_stores.sql:SqlMaintenance",
             "-n",
             "2",
         ),
