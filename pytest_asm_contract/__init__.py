@@ -14,6 +14,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from pytest_asm_contract._contract.async_port import AsyncSessionStore
 from pytest_asm_contract._contract.errors import (
     RETRYABLE_CODES,
     STORAGE_CODES,
@@ -128,6 +129,7 @@ __all__ = [
     "ArtifactMeta",
     "ArtifactRegistry",
     "ArtifactStore",
+    "AsyncSessionStore",
     "BackendFault",
     "Capability",
     "Closable",

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pytest_asm_contract._concurrency.async_bridge import open_reopened
 from pytest_asm_contract._concurrency.crash_checks import Ledger
 from pytest_asm_contract._concurrency.crash_plans import (
     KINDS,
@@ -35,7 +36,7 @@ from pytest_asm_contract._concurrency.crash_plans import (
     plan_round,
 )
 from pytest_asm_contract._concurrency.processes import TaskContext, Worker, WorkerError
-from pytest_asm_contract._contract.port import ReopenSpec, close_quietly, open_reopened
+from pytest_asm_contract._contract.port import ReopenSpec, close_quietly
 
 #: Hang guards only: a healthy writer answers within milliseconds.
 READY_GUARD_S = 120.0

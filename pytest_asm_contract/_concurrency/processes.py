@@ -2,7 +2,8 @@
 
 One mechanism serves every check across processes: the shared-backend checks (CONC-3), history
 workloads over several processes and killed writers. A :class:`Worker` is one spawned process
-with a pipe of its own; it opens stores from reopen specs (``asm_reopen_spec()``), keeps them
+with a pipe of its own; it opens stores from reopen specs (``asm_reopen_spec()``; an async store
+behind the kit's facade, on a loop of its own, as in the driving process), keeps them
 open until told to forget them, and runs *tasks*: module-level functions ``task(context, *args)``,
 sent by reference. A task may report progress while it runs (:meth:`TaskContext.report`); the
 killed-writer rounds learn that way when a commit begins. A :class:`ProcessPool` is several
@@ -24,8 +25,9 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pytest_asm_contract._concurrency.async_bridge import open_reopened
 from pytest_asm_contract._concurrency.recording import describe_error
-from pytest_asm_contract._contract.port import ReopenSpec, close_quietly, open_reopened
+from pytest_asm_contract._contract.port import ReopenSpec, close_quietly
 
 #: Only a hung store (or a worker that cannot start) reaches these.
 START_GUARD_S = 120.0

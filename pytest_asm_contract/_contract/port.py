@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_asm_contract._contract.locate import locate
 from pytest_asm_contract._contract.model import (
     Event,
     EventType,
@@ -226,12 +225,6 @@ def reopen_spec(store: object) -> ReopenSpec:
             f"{REOPEN_HOOK}() must return ('module:attr', {{keyword arguments}}), got {spec!r:.200}"
         )
     return spec[0], dict(spec[1])
-
-
-def open_reopened(spec: ReopenSpec) -> Any:
-    """Build a store from a reopen spec (in this process)."""
-    target, kwargs = spec
-    return locate(target)(**kwargs)
 
 
 def close_store(store: object) -> None:

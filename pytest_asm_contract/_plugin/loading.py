@@ -1,4 +1,8 @@
-"""Turn ``--asm-store=module:attr`` and its options into a store factory, or a usage error."""
+"""Turn ``--asm-store=module:attr`` and its options into a store factory, or a usage error.
+
+The factory is a :class:`StoreBuilder`: an async store (docs/async.md) comes back behind the
+kit's synchronous facade, built on an event loop of its own.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from pytest_asm_contract._concurrency.async_bridge import store_builder
+from pytest_asm_contract._contract.async_port import MixedPortError
 from pytest_asm_contract._contract.locate import TargetError, locate
 from pytest_asm_contract._contract.port import (
     ARTIFACT_STORE_OPERATIONS,
@@ -63,12 +69,17 @@ def resolve_target(target: str, flag: str = "--asm-store") -> Any:
 
 def build_factory(spec: StoreSpec, flag: str = "--asm-store") -> StoreFactory:
     target = resolve_target(spec.target, flag)
-    return functools.partial(target, **dict(spec.options))
+    try:
+        return store_builder(functools.partial(target, **dict(spec.options)))
+    except MixedPortError as error:
+        raise pytest.UsageError(f"{flag}={spec.label}: {error}") from None
 
 
 def _build_once(factory: StoreFactory, spec: StoreSpec, flag: str) -> Any:
     try:
         return factory()
+    except MixedPortError as error:  # a factory function's store, seen once built
+        raise pytest.UsageError(f"{flag}={spec.label}: {error}") from None
     except Exception as error:
         raise pytest.UsageError(
             f"{flag}={spec.label}: building the store raised {type(error).__name__}: {error}"

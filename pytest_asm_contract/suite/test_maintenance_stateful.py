@@ -31,7 +31,7 @@ class TestMaintenanceStateful:
     def test_maintenance_follows_the_model(
         self,
         request: pytest.FixtureRequest,
-        asm_store_factory: StoreFactory,
+        asm_store_builder: StoreFactory,
         asm_maintenance: Any,
         asm_maintenance_factory: Callable[[Any], Any],
         asm_hypothesis_settings: settings,
@@ -43,7 +43,7 @@ class TestMaintenanceStateful:
             request.getfixturevalue("asm_artifact_registry_factory") if registry.target else None
         )
         mismatch = run_maintenance_machine(
-            asm_store_factory,
+            asm_store_builder,
             asm_maintenance_factory,
             registry_factory,
             asm_hypothesis_settings,

@@ -57,14 +57,14 @@ class TestQueryStateful:
     def test_queries_follow_the_query_model(
         self,
         request: pytest.FixtureRequest,
-        asm_store_factory: StoreFactory,
+        asm_store_builder: StoreFactory,
         asm_query_factory: Callable[[Any], Any],
         asm_hypothesis_settings: settings,
         asm_seed: int,
     ) -> None:
-        _skip_unless_queryable(asm_store_factory, asm_query_factory)
+        _skip_unless_queryable(asm_store_builder, asm_query_factory)
         mismatch = run_query_machine(
-            asm_store_factory, asm_query_factory, asm_hypothesis_settings, asm_seed
+            asm_store_builder, asm_query_factory, asm_hypothesis_settings, asm_seed
         )
         if mismatch is not None:
             mark_violated(request.node, mismatch.rule_id)

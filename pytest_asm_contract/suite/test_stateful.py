@@ -60,15 +60,15 @@ def _print_coverage(config: pytest.Config, table: str) -> None:
 @rule(*STATEFUL_RULES, generated=True)
 def test_store_follows_the_contract_model(
     request: pytest.FixtureRequest,
-    asm_store_factory: StoreFactory,
+    asm_store_builder: StoreFactory,
     asm_hypothesis_settings: settings,
     asm_seed: int,
     asm_profile: str,
     asm_repro_dir: Path | None,
 ) -> None:
-    _skip_unless_v08(asm_store_factory)
+    _skip_unless_v08(asm_store_builder)
     result = run_contract_machine(
-        asm_store_factory,
+        asm_store_builder,
         asm_hypothesis_settings,
         asm_seed,
     )
@@ -79,10 +79,10 @@ def test_store_follows_the_contract_model(
 
     if result.violations:
         state = request.config.stash[STATE]
-        own_spec = state.spec if asm_store_factory is state.factory else None
+        own_spec = state.spec if asm_store_builder is state.factory else None
         _, message = explain(
             result.violations,
-            asm_store_factory,
+            asm_store_builder,
             repro_dir=asm_repro_dir,
             store_target=own_spec.target if own_spec else None,
             store_options=own_spec.options if own_spec else (),

@@ -35,6 +35,7 @@ EXPECTED: frozenset[str] = frozenset(
         "tests.zoo.artifacts:FirstPutWins",
         "tests.zoo.artifacts:NormalisedKeys",
         "tests.zoo.artifacts:SharedNamespace",
+        "tests.zoo.async_stores:AwaitBetweenCountAndWrite",
         "tests.zoo.batch:BatchAppendedOneByOne",
         "tests.zoo.batch:BatchNotAtomic",
         "tests.zoo.batch:BatchNumbersConsumedOnFailure",
