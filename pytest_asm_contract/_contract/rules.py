@@ -655,7 +655,9 @@ _FOUNDATION_PREREQUISITES: dict[str, tuple[str, ...]] = {
 _SINGLE_CALLS: tuple[str, ...] = ("IDEM-1", "BATCH-1", "BATCH-4", "FLUSH-1")
 #: The order the concurrent checks run in: injected failures first, then the plainest races. A
 #: write torn under a failure is the root cause; the half-applied state concurrent readers then
-#: see (FLUSH-5) is its symptom.
+#: see (FLUSH-5) is its symptom. The side ports' rules of answers between writes come last: a
+#: query or maintenance step judged after writes builds on the rules of its values (a usage sum
+#: computed wrongly is QRY-9's failure before it is QRY-7's).
 CONCURRENT_ORDER: tuple[str, ...] = (
     "FLUSH-3",
     "BATCH-6",
@@ -667,6 +669,8 @@ CONCURRENT_ORDER: tuple[str, ...] = (
     "BATCH-5",
     "FLUSH-5",
     "CONC-3",
+    "QRY-7",
+    "MNT-7",
 )
 #: Checked on several threads, processes or failures at once.
 CONCURRENT: frozenset[str] = frozenset(CONCURRENT_ORDER)
