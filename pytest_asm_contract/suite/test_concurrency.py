@@ -136,6 +136,29 @@ class TestConcurrency:
                 f"thread {index}'s batch got numbers {numbers}"
             )
 
+    @rule("CONC-2")
+    def test_a_returned_append_is_read_by_its_writer(self, asm_store: Any) -> None:
+        """A read that starts after a write returned sees it, whatever else is being written:
+        every thread reads its own event right after each append path returns."""
+        session = a_session()
+        asm_store.save_session(session)
+        missed: list[str] = []
+
+        def writer(index: int) -> None:
+            for path in ("append_event", "append_event_with_sequence", "append_events"):
+                event = an_event(session, data={"thread": index, "path": path})
+                argument = [event] if path == "append_events" else event
+                getattr(asm_store, path)(argument)
+                if event.id not in {e.id for e in asm_store.get_events(session.id)}:
+                    missed.append(f"thread {index}: {path}({event.id!r})")
+
+        run_threads({f"writer-{i}": functools.partial(writer, i) for i in range(50)})
+        assert not missed, (
+            f"{len(missed)} appends had returned but their writer's next get_events did not "
+            f"show them (a write is visible to every read that starts after it returned): "
+            f"{', '.join(missed[:5])}"
+        )
+
     @rule("CONC-2", "SEQ-5")
     def test_readers_during_appends_see_growing_prefixes(
         self, request: pytest.FixtureRequest, asm_store: Any
