@@ -13,6 +13,7 @@ are merged with ``asm-contract-compare`` (``pytest_asm_contract._plugin.compare`
 - ``sql``: ``reference_stores.sql:SqlSessionStore`` with no options (SQLite), its QueryAPI,
   artifact registry and Maintenance (``SqlQueryAPI``, ``SqlArtifactRegistry``,
   ``SqlMaintenance``);
+- ``async-sql``: ``reference_stores.sql:AsyncSqlSessionStore`` with no options (aiosqlite);
 - ``s3``: ``reference_stores.s3:S3SessionStore`` on a local moto server (needs the ``s3`` and
   ``test`` extras; left out, with a note, when they are not installed);
 - ``example``: ``examples/sqlite3-adapter``, the example third-party adapter.
@@ -69,6 +70,11 @@ STORES = {
             "-n",
             "2",
         ),
+    ),
+    "async-sql": Store(
+        "async-sql",
+        "reference_stores.sql:AsyncSqlSessionStore (SQLite, aiosqlite)",
+        ("--asm-store=reference_stores.sql:AsyncSqlSessionStore", "-n", "2"),
     ),
     "s3": Store(
         "s3",

@@ -39,6 +39,9 @@ def render() -> str:
                 Scope.MAINTENANCE: (
                     "the bundled suite with a Maintenance object (`--asm-maintenance`)"
                 ),
+                Scope.ASYNC_STORE: (
+                    "the bundled suite (`--asm-store`) when the store's operations are async def"
+                ),
             }[rule.scope]
             lines += [f"### {rule.id} ({level})", "", rule.statement, "", f"Checked by {checked}."]
             if rule.hints:

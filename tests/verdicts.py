@@ -7,13 +7,16 @@ reference stores, the plugin's options, the example adapter.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_asm_contract import RULES, Scope
+from pytest_asm_contract._concurrency.async_bridge import store_builder
 from pytest_asm_contract._contract.locate import locate
 from pytest_asm_contract._contract.port import close_store, declared_capabilities, fault_targets
 
@@ -49,7 +52,11 @@ class Verdicts:
         return self.with_status("failed")
 
     def unexpected(
-        self, scope: Scope, *, may_fail: set[str] = frozenset(), may_skip: set[str] = frozenset()
+        self,
+        scope: Scope,
+        *,
+        may_fail: AbstractSet[str] = frozenset(),
+        may_skip: AbstractSet[str] = frozenset(),
     ) -> dict[str, str]:
         """The rules of ``scope`` that did not pass, beyond those allowed to fail or skip."""
         return {
@@ -74,8 +81,9 @@ def may_skip(store: object) -> set[str]:
 
 
 def may_skip_for(target: str, **options: Any) -> set[str]:
-    """``may_skip`` of a store built from ``module:attr`` (and closed again)."""
-    store = locate(target)(**options)
+    """``may_skip`` of a store built from ``module:attr`` as the kit builds it (an async store
+    behind its facade), and closed again."""
+    store = store_builder(functools.partial(locate(target), **options))()
     try:
         return may_skip(store)
     finally:

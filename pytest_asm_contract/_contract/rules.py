@@ -27,6 +27,7 @@ class Scope(enum.StrEnum):
     QUERY_API = "query api"  # the QueryAPI built from the session store, via --asm-query
     ARTIFACT_REGISTRY = "artifact registry"  # built from the store, via --asm-artifact-registry
     MAINTENANCE = "maintenance"  # built from the store, via --asm-maintenance
+    ASYNC_STORE = "async store"  # the bundled suite, when the store's operations are async def
     PACKAGE = "package"  # the kit's and reference stores' own modules (the project's tests)
 
 
@@ -70,6 +71,7 @@ GROUPS: dict[str, str] = {
     "QRY": "QueryAPI (search across sessions)",
     "REG": "Artifact registry (artifact metadata)",
     "MNT": "Maintenance (retention, pruning, integrity)",
+    "ASYNC": "Async stores (async def operations)",
 }
 
 RULES: tuple[Rule, ...] = (
@@ -618,9 +620,55 @@ RULES: tuple[Rule, ...] = (
         ("a prune removing events one by one, seen half done by a tailing reader",),
         scope=Scope.MAINTENANCE,
     ),
+    Rule(
+        "ASYNC-1",
+        "Cancellation is all or nothing: a task cancelled at any await point of a write leaves "
+        "that write applied whole or not at all (no partial batch or flush, no consumed sequence "
+        "number, no half-deleted session); the store stays usable and the repeated call is "
+        "idempotent.",
+        (
+            "a flush or batch written as several transactions",
+            "awaiting per event outside a transaction",
+            "a connection returned to the pool mid-transaction by the cancellation",
+        ),
+        scope=Scope.ASYNC_STORE,
+    ),
+    Rule(
+        "ASYNC-2",
+        "No operation holds the event loop for 100 ms or more without yielding.",
+        (
+            "a sync driver call (sqlite3, psycopg, requests) inside async def",
+            "time.sleep instead of asyncio.sleep",
+        ),
+        scope=Scope.ASYNC_STORE,
+    ),
+    Rule(
+        "ASYNC-3",
+        "CONC-1, CONC-2, IDEM-4, BATCH-5 and FLUSH-5 hold for concurrent tasks on one event loop "
+        "exactly as for threads.",
+        (
+            "an await between reading the counter and writing it",
+            "a threading lock where tasks need an asyncio lock",
+        ),
+        scope=Scope.ASYNC_STORE,
+    ),
+    Rule(
+        "ASYNC-4",
+        "A long poll waits without blocking the loop, is woken by an append another task makes "
+        "on the same loop, and a cancelled long poll leaves no waiter behind (the next poller is "
+        "still woken).",
+        (
+            "a cancelled waiter that swallows the next wake-up",
+            "a threading.Event wait inside async def",
+        ),
+        capability="long_poll",
+        scope=Scope.ASYNC_STORE,
+    ),
 )
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
+#: The scopes the bundled suite checks against the store itself (``--asm-store``).
+STORE_SCOPES: frozenset[Scope] = frozenset({Scope.SESSION_STORE, Scope.ASYNC_STORE})
 
 #: The rules everything else builds on, checked first, in this order: a store that hides
 #: soft-deleted sessions, loses data in the round trip, numbers events wrongly or cannot read back
@@ -669,6 +717,8 @@ CONCURRENT_ORDER: tuple[str, ...] = (
     "BATCH-5",
     "FLUSH-5",
     "CONC-3",
+    "ASYNC-3",
+    "ASYNC-1",
     "QRY-7",
     "MNT-7",
 )
@@ -687,13 +737,14 @@ GROUP_ORDER: tuple[str, ...] = (
     "POLL",
     "DATA",
     "CONC",
+    "ASYNC",
 )
 
 
 def prerequisites(rule_id: str) -> frozenset[str]:
     """The rules a check of ``rule_id`` builds on: when one of them failed, the check says so
     ("not run: fix SEQ-1 first") instead of failing for the same reason."""
-    if rule_id == "PORT-1" or get_rule(rule_id).scope is not Scope.SESSION_STORE:
+    if rule_id == "PORT-1" or get_rule(rule_id).scope not in STORE_SCOPES:
         return frozenset()
     if rule_id in FOUNDATIONS:
         return frozenset(_FOUNDATION_PREREQUISITES[rule_id])

@@ -8,6 +8,7 @@ message. A policy never raises itself and never waits, so it cannot change a sto
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import random
 import threading
 from collections import Counter
@@ -107,23 +108,26 @@ class Relay:
 
 
 # -- which client call a write belongs to ----------------------------------------------------
-_context = threading.local()
+#: A context variable, not a thread-local: an async store's writes run in tasks (and threads)
+#: that copy the calling context, so they still belong to the client call that made them.
+_attempt: contextvars.ContextVar[tuple[str | None, int]] = contextvars.ContextVar(
+    "asm_attempt", default=(None, 0)
+)
 
 
 def current_attempt() -> tuple[str | None, int]:
-    """The client call (its key) and attempt number the running thread works for."""
-    return getattr(_context, "key", None), getattr(_context, "attempt", 0)
+    """The client call (its key) and attempt number the running code works for."""
+    return _attempt.get()
 
 
 @contextlib.contextmanager
 def attempt_of(key: str, attempt: int) -> Iterator[None]:
-    """Within the block, writes on this thread belong to attempt ``attempt`` of call ``key``."""
-    previous = current_attempt()
-    _context.key, _context.attempt = key, attempt
+    """Within the block, writes made in this context belong to attempt ``attempt`` of ``key``."""
+    token = _attempt.set((key, attempt))
     try:
         yield
     finally:
-        _context.key, _context.attempt = previous
+        _attempt.reset(token)
 
 
 def seeded_choice(seed: int, *parts: object) -> random.Random:

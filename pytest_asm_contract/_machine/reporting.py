@@ -23,23 +23,37 @@ class Explanation:
     code: str
     verified: bool
     reproducer: Path | None = None
+    #: The store's operations are ``async def``: the code is shown with its calls awaited.
+    is_async: bool = False
+
+    @property
+    def shown(self) -> str:
+        return repro.awaited(self.code) if self.is_async else self.code
 
 
-def confirm(violation: ContractViolation, factory: Callable[[], Any]) -> tuple[str, bool]:
-    """The shortest reproduction that fails against a fresh store, and whether one does.
+def _is_async(store: object) -> bool:
+    """Whether ``store`` is the kit's synchronous view of an async store (its facade)."""
+    return "asm_async_store" in dir(type(store))
+
+
+def confirm(violation: ContractViolation, factory: Callable[[], Any]) -> tuple[str, bool, bool]:
+    """The shortest reproduction that fails against a fresh store, whether one does, and whether
+    the store is async.
 
     Tries the calls of the example's steps first; when those pass (a store whose behaviour depends
     on the reads the machine made in between), tries again with those reads included.
     """
+    is_async = False
     for code in (violation.code, violation.full_code):
         store = factory()
+        is_async = _is_async(store)
         try:
             failure = repro.run_snippet(code, store)
         finally:
             close_store(store)
         if failure is not None:
-            return code, True
-    return violation.code, False
+            return code, True, is_async
+    return violation.code, False, is_async
 
 
 def explain(
@@ -59,8 +73,8 @@ def explain(
     """
     explanations: list[Explanation] = []
     for violation in violations:
-        code, verified = confirm(violation, factory)
-        explanation = Explanation(violation, code, verified)
+        code, verified, is_async = confirm(violation, factory)
+        explanation = Explanation(violation, code, verified, is_async=is_async)
         if repro_dir is not None:
             rule_statement = get_rule(violation.rule_id).statement
             repro_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +89,7 @@ def explain(
                     store_options=store_options,
                     seed=seed,
                     replay=replay,
+                    is_async=is_async,
                 ),
                 encoding="utf-8",
             )
@@ -89,6 +104,7 @@ def _message(explanations: Sequence[Explanation], replay: str | None) -> str:
         violation = explanation.violation
         rule = get_rule(violation.rule_id)
         calls = sum(1 for line in explanation.code.splitlines() if "store." in line)
+        shown = explanation.shown
         status = (
             "it fails against a fresh store"
             if explanation.verified
@@ -101,7 +117,7 @@ def _message(explanations: Sequence[Explanation], replay: str | None) -> str:
             f"What happened: {violation.what}",
             f"Shortest sequence found ({calls} store calls; {status}):",
             "",
-            textwrap.indent(explanation.code, "    "),
+            textwrap.indent(shown, "    "),
             "",
         ]
         if explanation.reproducer is not None:

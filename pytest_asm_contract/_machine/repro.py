@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -190,6 +191,15 @@ def snippet(steps: Sequence[str | Lazy]) -> str:
     return "\n".join(str(step) for step in steps)
 
 
+#: A store call where the machine's snippets place one: a statement, or ``result = ...``.
+_CALL_AT_LINE_START = re.compile(r"^(\s*)(result = )?store\.", re.MULTILINE)
+
+
+def awaited(code: str) -> str:
+    """``code`` for an async store: every store call awaited."""
+    return _CALL_AT_LINE_START.sub(r"\1\2await store.", code)
+
+
 def run_snippet(code: str, store: Any) -> BaseException | None:
     """Run ``code`` against ``store``; the exception it raises (it should), or None."""
     namespace: dict[str, Any] = {"store": store}
@@ -218,25 +228,20 @@ def reproducer_module(
     store_options: Sequence[tuple[str, str]] = (),
     seed: int | None = None,
     replay: str | None = None,
+    is_async: bool = False,
 ) -> str:
     """A standalone pytest module that reproduces one violation.
 
     With ``store_target`` (``module:attr``, as given to ``--asm-store``) the file builds the store
     itself; without it (a store built by an overridden ``asm_store_factory`` fixture) the test
-    takes that fixture, so the file must sit where that conftest applies.
+    takes that fixture, so the file must sit where that conftest applies. For an async store
+    (``is_async``) the calls are awaited in a coroutine the test runs with ``asyncio.run``, so
+    the file needs no async pytest plugin.
     """
-    doc = [
-        f"Reproduction of a violation of contract rule {rule_id}, found by pytest-asm-contract.",
-        "",
-        *textwrap.wrap(f"{rule_id}: {statement}", 96),
-        "",
-        *textwrap.wrap(f"What happened: {what}", 96),
-    ]
-    if seed is not None:
-        doc += ["", f"Found with --asm-seed={seed}."]
-    if replay:
-        doc += [f"Replay the whole search with: {replay}"]
-    doc += ["", "Run: pytest <this file>"]
+    if is_async:
+        doc = _doc(rule_id, statement, what, seed, replay)
+        return _async_reproducer(rule_id, doc, code, store_target, store_options)
+    doc = _doc(rule_id, statement, what, seed, replay)
     lines = ['"""' + doc[0], *doc[1:], '"""', "", IMPORTS.rstrip("\n"), ""]
     if store_target is not None:
         module_name, _, attr = store_target.partition(":")
@@ -265,6 +270,69 @@ def reproducer_module(
         "",
         f"def test_{_identifier(rule_id)}_reproduction(store):",
         textwrap.indent(code, "    "),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _doc(
+    rule_id: str, statement: str, what: str, seed: int | None, replay: str | None
+) -> list[str]:
+    doc = [
+        f"Reproduction of a violation of contract rule {rule_id}, found by pytest-asm-contract.",
+        "",
+        *textwrap.wrap(f"{rule_id}: {statement}", 96),
+        "",
+        *textwrap.wrap(f"What happened: {what}", 96),
+    ]
+    if seed is not None:
+        doc += ["", f"Found with --asm-seed={seed}."]
+    if replay:
+        doc += [f"Replay the whole search with: {replay}"]
+    return [*doc, "", "Run: pytest <this file>"]
+
+
+def _async_reproducer(
+    rule_id: str,
+    doc: list[str],
+    code: str,
+    store_target: str | None,
+    store_options: Sequence[tuple[str, str]],
+) -> str:
+    """The reproducer of an async store: ``asyncio.run`` of a coroutine that builds the store,
+    awaits the calls and closes the store (awaiting ``close()`` when it is a coroutine)."""
+    lines = ['"""' + doc[0], *doc[1:], '"""', "", "import asyncio", "import inspect"]
+    lines += [IMPORTS.rstrip("\n"), ""]
+    if store_target is not None:
+        module_name, _, attr = store_target.partition(":")
+        lines.insert(
+            lines.index(IMPORTS.rstrip("\n")) + 1, f"from {module_name} import {attr.split('.')[0]}"
+        )
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in store_options)
+        build, fixture = f"{attr}({kwargs})", []
+    else:
+        build = "asm_store_factory()"
+        fixture = [
+            "    # The store comes from your asm_store_factory fixture: keep this file where the",
+            "    # conftest.py that overrides it applies, or build the store here.",
+        ]
+    argument = "" if store_target is not None else "asm_store_factory"
+    lines += [
+        "",
+        f"def test_{_identifier(rule_id)}_reproduction({argument}):",
+        *fixture,
+        "    async def main():",
+        f"        store = {build}",
+        "        if inspect.isawaitable(store):",
+        "            store = await store",
+        "        try:",
+        textwrap.indent(awaited(code), " " * 12),
+        "        finally:",
+        '            closed = getattr(store, "close", lambda: None)()',
+        "            if inspect.isawaitable(closed):",
+        "                await closed",
+        "",
+        "    asyncio.run(main())",
         "",
     ]
     return "\n".join(lines)

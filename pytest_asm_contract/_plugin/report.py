@@ -70,6 +70,8 @@ def _not_run_reason(rule: Rule, selected: bool) -> str:
         )
     if rule.scope is Scope.MAINTENANCE:
         return "checked against a Maintenance object built from the store (--asm-maintenance)"
+    if rule.scope is Scope.ASYNC_STORE:
+        return "checked when the store's operations are async def (an AsyncSessionStore)"
     if rule.scope is Scope.PACKAGE:
         return "checked by the kit's own tests on its reference stores, not against a store"
     return "no test of the bundled suite checks this rule yet"

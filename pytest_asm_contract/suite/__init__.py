@@ -8,6 +8,9 @@ with the plugin. Each module holds the checks of one rule group.
 """
 
 from pytest_asm_contract.suite.test_ambiguous import TestAmbiguousFailures
+from pytest_asm_contract.suite.test_async_cancel import TestAsyncCancelAndBlocking
+from pytest_asm_contract.suite.test_async_poll import TestAsyncPoll
+from pytest_asm_contract.suite.test_async_tasks import TestAsyncTasks
 from pytest_asm_contract.suite.test_backend_limits import TestBackendLimits
 from pytest_asm_contract.suite.test_batch import TestBatch
 from pytest_asm_contract.suite.test_concurrency import TestConcurrency
@@ -40,6 +43,9 @@ from pytest_asm_contract.suite.test_stateful import test_store_follows_the_contr
 __all__ = [
     "TestAmbiguousFailures",
     "TestArtifactRegistry",
+    "TestAsyncCancelAndBlocking",
+    "TestAsyncPoll",
+    "TestAsyncTasks",
     "TestBackendLimits",
     "TestBatch",
     "TestConcurrency",

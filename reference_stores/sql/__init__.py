@@ -6,6 +6,9 @@
     queries = SqlQueryAPI(store)                                # QueryAPI on the same database
     maintenance = SqlMaintenance(store)                         # retention, pruning, checks
 
+    from reference_stores.sql import AsyncSqlSessionStore      # async def, on aiosqlite/asyncpg
+    store = AsyncSqlSessionStore()                              # temporary SQLite file
+
 Importing this package never needs SQLAlchemy (contract DEP-1); building a store without it
 raises ``dependency_not_available`` naming the ``sql`` extra. The store module is loaded on first
 access, so ``python -m reference_stores.sql`` (the migration command) starts quickly. See
@@ -18,13 +21,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reference_stores.sql.async_store import AsyncSqlSessionStore
     from reference_stores.sql.maintenance import SqlMaintenance
     from reference_stores.sql.query import SqlQueryAPI
     from reference_stores.sql.registry import SqlArtifactRegistry
     from reference_stores.sql.store import SqlSessionStore
 
-__all__ = ["SqlArtifactRegistry", "SqlMaintenance", "SqlQueryAPI", "SqlSessionStore"]
+__all__ = [
+    "AsyncSqlSessionStore",
+    "SqlArtifactRegistry",
+    "SqlMaintenance",
+    "SqlQueryAPI",
+    "SqlSessionStore",
+]
 _MODULES = {
+    "AsyncSqlSessionStore": "async_store",
     "SqlSessionStore": "store",
     "SqlQueryAPI": "query",
     "SqlArtifactRegistry": "registry",

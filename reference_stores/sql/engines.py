@@ -133,6 +133,15 @@ def forget_write_lock(path: str | os.PathLike[str]) -> None:
         _file_locks.pop(os.path.abspath(path), None)
 
 
+def view(engine: sa.Engine, **options: Any) -> sa.Engine:
+    """``engine.execution_options(**options)``: a view with its own event dispatch on the same
+    pool, set up as ``engine`` is."""
+    found = engine.execution_options(**options)
+    if engine in _autocommit_sqlite:
+        _autocommit_sqlite.add(found)
+    return found
+
+
 def begin_write(connection: sa.Connection, engine: sa.Engine) -> None:
     """Start the write transaction on ``connection``, just after ``connection.begin()``: on a
     SQLite engine of ours, ``BEGIN IMMEDIATE``; an Engine from elsewhere keeps its driver's own
@@ -205,6 +214,46 @@ def create_engine(url: sa.URL, *, poolclass: Any = None, temporary: bool = False
         _setup_mysql(engine)
         return engine
     return sa.create_engine(url, **kwargs)
+
+
+def create_async_engine(url: sa.URL, *, temporary: bool = False) -> Any:
+    """A new ``AsyncEngine`` for ``url`` with the per-dialect setup of :func:`create_engine`
+    (``temporary`` as there), applied to its ``sync_engine``, where SQLAlchemy runs every
+    statement and event.
+
+    Never shared: an async driver's connections belong to the event loop that opened them, and
+    each async store lives on a loop of its own.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine as create
+
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        engine = create(url, **kwargs)
+        _setup_sqlite(engine.sync_engine, "OFF" if temporary else "NORMAL")
+        return engine
+    kwargs.update(pool_recycle=3600)
+    if backend in MYSQL_DIALECTS:
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        engine = create(url, isolation_level="READ COMMITTED", **kwargs)
+        _setup_mysql(engine.sync_engine)
+        return engine
+    return create(url, **kwargs)
+
+
+#: The sync driver that reaches the database an async engine's URL names.
+SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
+
+
+def sync_counterpart(engine: sa.Engine) -> sa.Engine:
+    """``engine``, or for the sync face of an async engine the shared sync Engine of the same
+    database: what code outside any event loop (the clean-up at exit) can use."""
+    if not engine.dialect.is_async:
+        return engine
+    backend = engine.url.get_backend_name()
+    return shared_engine(engine.url.set(drivername=f"{backend}+{SYNC_DRIVERS[backend]}"))
 
 
 def shared_engine(url: sa.URL) -> sa.Engine:

@@ -29,6 +29,8 @@ PG_SCHEMA_STATES = ("42P01", "42703")
 MYSQL_CONNECTION_ERRORS = frozenset({1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2055})
 MYSQL_TIMEOUT_ERRORS = frozenset({1205, 3024})
 MYSQL_CONFLICT_ERRORS = frozenset({1062, 1213})
+#: The modules of MySQL drivers whose errors carry the server's error number first.
+MYSQL_DRIVERS = ("pymysql", "asyncmy")
 MYSQL_SCHEMA_ERRORS = frozenset({1054, 1146})
 MYSQL_DATA_ERRORS = frozenset({1264, 1300, 1366, 1406})
 SQLITE_TIMEOUT_MESSAGES = ("database is locked", "database table is locked", "busy")
@@ -48,7 +50,11 @@ def _sqlstate(error: BaseException) -> str | None:
 
 def _mysql_code(error: BaseException) -> int | None:
     args = getattr(_driver(error), "args", ())
-    if args and isinstance(args[0], int) and type(_driver(error)).__module__.startswith("pymysql"):
+    if (
+        args
+        and isinstance(args[0], int)
+        and type(_driver(error)).__module__.startswith(MYSQL_DRIVERS)
+    ):
         return args[0]
     return None
 

@@ -138,7 +138,8 @@ def _cleanup_at_exit() -> None:
     for engine, prefixes in created:
         for prefix in prefixes:
             with contextlib.suppress(Exception):  # never mask the real outcome
-                drop_namespace(engine, prefix)
+                # an async store's engine needs its loop, gone by now: use the sync driver
+                drop_namespace(engines.sync_counterpart(engine), prefix)
     engines.dispose_all()  # close the temporary files' connections before removing them
     for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)

@@ -383,7 +383,7 @@ class SqlSessionStore:
             except Exception as error:
                 if attempt < MAX_ATTEMPTS and is_conflict(error):
                     # Someone else committed first; a short jittered pause keeps racers apart.
-                    time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                    self._pause(random.uniform(0, 0.002 * min(attempt, 10)))
                     continue
                 if not committing and attempt < RECONNECT_ATTEMPTS and _lost_connection(error):
                     # The connection died before COMMIT was sent: nothing was written.
@@ -392,6 +392,10 @@ class SqlSessionStore:
             self._waiter.bump()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between attempts of a write (the async store yields to its loop instead)."""
+        time.sleep(seconds)
 
     def _begin_write(self, connection: sa.Connection) -> None:
         """Start the write transaction just begun on ``connection`` (see engines.begin_write)."""

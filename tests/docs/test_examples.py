@@ -123,8 +123,9 @@ def test_the_example_adapter_passes_every_must_rule(tmp_path: Path) -> None:
     ]
     assert driver_checks and {t["outcome"] for t in driver_checks} == {"passed"}, driver_checks
     # The QRY, REG and MNT checks come with the suite and skip without --asm-query,
-    # --asm-artifact-registry and --asm-maintenance; the other scopes' rules have no check in it.
-    side = (Scope.QUERY_API, Scope.ARTIFACT_REGISTRY, Scope.MAINTENANCE)
+    # --asm-artifact-registry and --asm-maintenance, and the ASYNC checks skip for a sync
+    # store; the other scopes' rules have no check in it.
+    side = (Scope.QUERY_API, Scope.ARTIFACT_REGISTRY, Scope.MAINTENANCE, Scope.ASYNC_STORE)
     assert {r.id for r in RULES if r.scope in side} <= verdicts.with_status("skipped")
     others = {r.id for r in RULES if r.scope not in (Scope.SESSION_STORE, *side)}
     assert others <= verdicts.with_status("not_run")

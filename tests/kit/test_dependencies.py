@@ -6,7 +6,19 @@ import subprocess
 import sys
 import textwrap
 
-OPTIONAL = ("sqlalchemy", "alembic", "psycopg", "pymysql", "boto3", "botocore", "moto")
+OPTIONAL = (
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "pymysql",
+    "greenlet",
+    "aiosqlite",
+    "asyncpg",
+    "asyncmy",
+    "boto3",
+    "botocore",
+    "moto",
+)
 
 SCRIPT = textwrap.dedent(
     f"""

@@ -93,7 +93,7 @@ def test_the_seed_decides_the_run_on_ci_machines_too(ci: str | None) -> None:
     assert found.stdout.strip() == "[False, False, False]", found.stdout + found.stderr
 
 
-def caught(pytester: pytest.Pytester, target: str, store_class: type[Any]) -> str:
+def caught(pytester: pytest.Pytester, target: str, store_class: type[Any], *options: str) -> str:
     """The output of the first run, over ``SEEDS``, that fails ``target`` on all its rules.
 
     Hypothesis now and then draws constants from the loaded code, so what one seed explores
@@ -102,7 +102,7 @@ def caught(pytester: pytest.Pytester, target: str, store_class: type[Any]) -> st
     outputs = []
     for seed in SEEDS:
         shutil.rmtree(pytester.path / "repro", ignore_errors=True)
-        result = run_stateful(pytester, target, f"--asm-seed={seed}")
+        result = run_stateful(pytester, target, f"--asm-seed={seed}", *options)
         outputs.append(result.stdout.str())
         found = statuses(pytester)
         if result.ret == 1 and all(found[rule] == "failed" for rule in store_class.BREAKS):
@@ -134,6 +134,22 @@ def test_state_machine_alone_catches_sequence_bug(
         assert 1 <= len(steps) <= MAX_STEPS, "\n".join(steps)
         rerun = pytester.runpytest(str(files[name]), "-p", "no:cacheprovider")
         assert rerun.ret == 1, f"the reproducer for {rule_id} passes:\n{rerun.stdout.str()}"
+
+
+def test_an_async_store_is_shown_with_awaited_calls(pytester: pytest.Pytester) -> None:
+    """A sequence bug behind an async facade: the message and the reproducer await every call,
+    and the reproducer (``asyncio.run``, no async plugin) fails on its own."""
+    target = "tests.zoo.sequences:FailedBatchShiftsFlushNumbers"
+    store = "tests.zoo.async_stores:AsyncFacadeOf"
+    output = caught(pytester, store, dict(mutants())[target], f"--asm-store-option=target={target}")
+
+    assert "await store." in output
+    assert "    store." not in output.split("Shortest sequence found", 1)[1]
+    source = (pytester.path / "repro" / "test_asm_repro_seq_1.py").read_text()
+    assert "asyncio.run(main())" in source and "await store." in source
+    rerun = pytester.runpytest("repro/test_asm_repro_seq_1.py", "-p", "no:cacheprovider")
+    assert rerun.ret == 1, rerun.stdout.str()
+    assert "SEQ-1" in rerun.stdout.str() or "assert" in rerun.stdout.str()
 
 
 #: Broken stores outside the sequence zoo that only the state machine's newer steps reach: an

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_asm_contract import Scope
+from pytest_asm_contract._contract.async_port import is_async_store
 from tests.conftest import service_unavailable
 from tests.verdicts import may_skip_for, run_kit
 from tests.zoo import EXPECTED, kit_arguments, mutants
@@ -74,12 +75,14 @@ def test_broken_store_fails_its_rules_and_passes_the_others(
         "registry": Scope.ARTIFACT_REGISTRY,
         "maintenance": Scope.MAINTENANCE,
     }.get(kind, Scope.SESSION_STORE)
-    wrong = verdicts.unexpected(
-        scope,
-        may_fail=breaks | also,
+    allowed = {
+        "may_fail": breaks | also,
         # collateral may also stop a check before its verdict (the fault checks stop at FLUSH-3)
-        may_skip=also if kind != "session" else also | may_skip_for(target),
-    )
+        "may_skip": also if kind != "session" else also | may_skip_for(target),
+    }
+    wrong = verdicts.unexpected(scope, **allowed)
+    if is_async_store(store_class):
+        wrong |= verdicts.unexpected(Scope.ASYNC_STORE, **allowed)
     assert not wrong, (
         f"{target} should pass the rules it does not break; list true collateral in its ALSO, "
         f"with the reason: {wrong}"
@@ -105,7 +108,10 @@ def test_correct_store_written_from_the_docs_passes_every_rule(
         service_unavailable(problem)
     result, verdicts = run_kit(pytester, f"--asm-store={target}", "--asm-profile=quick")
     assert result.ret == 0, result.stdout.str()[-3000:]
-    wrong = verdicts.unexpected(Scope.SESSION_STORE, may_skip=may_skip_for(target))
+    skips = may_skip_for(target)
+    wrong = verdicts.unexpected(Scope.SESSION_STORE, may_skip=skips)
+    if is_async_store(store_class):
+        wrong |= verdicts.unexpected(Scope.ASYNC_STORE, may_skip=skips)
     assert not wrong, f"{target}: {wrong}"
 
 

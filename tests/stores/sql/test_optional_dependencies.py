@@ -24,14 +24,18 @@ SCRIPT = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Block())
+    import asyncio, inspect
     import reference_stores.sql
-    from reference_stores.sql import SqlSessionStore
     import reference_stores.sql.migrate, reference_stores.sql.store  # every module imports
+    import reference_stores.sql.async_store
     from pytest_asm_contract._contract.errors import StoreError
 
+    store_class = getattr(reference_stores.sql, sys.argv[3])
     kwargs = json.loads(sys.argv[2])
     try:
-        SqlSessionStore(**kwargs).close()
+        closed = store_class(**kwargs).close()
+        if inspect.isawaitable(closed):
+            asyncio.run(closed)
         print(json.dumps({"built": True}))
     except StoreError as error:
         print(json.dumps({"code": error.code.value, "message": error.message,
@@ -40,9 +44,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _build_with(blocked: str, **kwargs: str) -> dict[str, object]:
+def _build_with(blocked: str, store: str = "SqlSessionStore", **kwargs: str) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, blocked, json.dumps(kwargs)],
+        [sys.executable, "-c", SCRIPT, blocked, json.dumps(kwargs), store],
         capture_output=True,
         text=True,
         check=False,
@@ -83,5 +87,36 @@ def test_store_without_its_extra_raises_dependency_not_available(
     assert f"pytest-asm-contract[{extra}]" in str(result["message"])
 
 
-def test_nothing_blocked_builds_the_store() -> None:
-    assert _build_with("nothing-at-all") == {"built": True}
+@rule("DEP-1")
+@pytest.mark.parametrize(
+    ("blocked", "kwargs", "dependency", "extra"),
+    [
+        ("sqlalchemy", {}, "sqlalchemy", "async"),
+        ("greenlet", {}, "greenlet", "async"),
+        ("aiosqlite", {}, "aiosqlite", "async"),
+        (
+            "asyncpg",
+            {"url": "postgresql://postgres@127.0.0.1:5432/test"},
+            "asyncpg",
+            "async-postgres",
+        ),
+        ("asyncmy", {"url": "mysql://root@127.0.0.1:3306/test"}, "asyncmy", "async-mysql"),
+    ],
+    ids=["sqlalchemy", "greenlet", "aiosqlite", "asyncpg", "asyncmy"],
+)
+def test_async_store_without_its_extra_raises_dependency_not_available(
+    blocked: str, kwargs: dict[str, str], dependency: str, extra: str
+) -> None:
+    result = _build_with(blocked, "AsyncSqlSessionStore", **kwargs)
+
+    assert result.get("code") == "dependency_not_available", result
+    details = result["details"]
+    assert isinstance(details, dict)
+    assert details["dependency"] == dependency
+    assert details["operation"] == "AsyncSqlSessionStore()"
+    assert f"pytest-asm-contract[{extra}]" in str(result["message"])
+
+
+@pytest.mark.parametrize("store", ["SqlSessionStore", "AsyncSqlSessionStore"])
+def test_nothing_blocked_builds_the_store(store: str) -> None:
+    assert _build_with("nothing-at-all", store) == {"built": True}
