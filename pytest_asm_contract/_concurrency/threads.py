@@ -8,6 +8,11 @@ a deadlocked store reaches.
 While the threads run, CPython switches between them far more often than it does by default
 (:class:`SwitchInterval`): at the default 5 ms a thread finishes a short critical section long
 before the interpreter interrupts it, so a store that forgot its lock would pass most runs.
+
+Even then, threads released together need not overlap: CPython hands the GIL over only once a
+waiting thread has been scheduled to ask for it, which on a loaded machine takes milliseconds,
+so a fixed round of short calls can run one after another. Checks that must see a race repeat
+their calls until enough of them really ran concurrently (:class:`Contention`).
 """
 
 from __future__ import annotations
@@ -147,6 +152,56 @@ class Countdown:
                 self.finished.set()
 
 
+class Contention:
+    """Counts the calls during which another call began: the calls that really ran concurrently.
+
+    A race check wraps each store call in :meth:`call` and lets each thread make calls for as
+    long as :meth:`turns` yields: at least one, then until ``budget`` calls were contended, or
+    ``most`` calls were made (a bound for a store whose calls never overlap). How many calls
+    that takes adapts to the machine's load; no clock is read. A call that began at the same
+    moment as another may go uncounted, which only makes the threads go on a little longer.
+    """
+
+    def __init__(self, budget: int, most: int) -> None:
+        self.budget = budget
+        self.most = most
+        # list.append and len() are atomic: counting takes no lock that would serialise calls
+        self._begun: list[None] = []
+        self._contended: list[None] = []
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, counted as contended if another call began before it returned."""
+        self._begun.append(None)
+        mine = len(self._begun)
+        try:
+            return fn()
+        finally:
+            if len(self._begun) > mine:
+                self._contended.append(None)
+
+    @property
+    def calls(self) -> int:
+        return len(self._begun)
+
+    @property
+    def contended(self) -> int:
+        return len(self._contended)
+
+    @property
+    def met(self) -> bool:
+        return self.contended >= self.budget or self.calls >= self.most
+
+    def turns(self) -> Iterator[int]:
+        """A thread's turns, 0, 1, 2, ...: the first always, the others until :attr:`met`."""
+        turn = 0
+        while turn == 0 or not self.met:
+            yield turn
+            turn += 1
+
+    def __str__(self) -> str:
+        return f"{self.contended} of {self.calls} calls overlapped another"
+
+
 def run_indexed(count: int, work: Callable[[int], T], *, guard: float = HANG_GUARD_S) -> list[T]:
     """``work(0) .. work(count - 1)`` in threads released together; the results in index order."""
     results = run_threads({f"t{i}": functools.partial(work, i) for i in range(count)}, guard=guard)
@@ -157,6 +212,7 @@ __all__ = [
     "HANG_GUARD_S",
     "RACE_SWITCH_INTERVAL_S",
     "RACING",
+    "Contention",
     "Countdown",
     "SwitchInterval",
     "ThreadsFailed",

@@ -13,6 +13,7 @@ of writers still running; timeouts are only hang guards.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import random
@@ -295,6 +296,19 @@ def _in_threads(work: dict[str, Callable[[], list[Call]]]) -> dict[str, list[Cal
         raise WorkloadError(f"a workload thread crashed:\n{crashed}") from None
 
 
+def contended_writes(history: History) -> int:
+    """How many of the history's writes ran while another write began: the writes that really
+    raced. Threads released together may still run one after another on a loaded machine (see
+    ``threads.Contention``), so a check counts these rather than trusting the plan's size."""
+    writes = [call for call in history.calls if call.op.writes]
+    starts = sorted(call.start for call in writes)
+    contended = 0
+    for call in writes:
+        later = bisect.bisect_right(starts, call.start)
+        contended += later < len(starts) and starts[later] < call.end
+    return contended
+
+
 # -- processes ----------------------------------------------------------------------------------
 class ProcessCoordination:
     """The barrier and writer count shared by a pool's processes (inherited at start)."""
@@ -385,6 +399,7 @@ __all__ = [
     "Invoke",
     "ThreadCoordination",
     "WorkloadError",
+    "contended_writes",
     "final_state",
     "perform",
     "plain_invoke",

@@ -2,7 +2,8 @@
 
 Threads start together (a Barrier releases them); joins carry a generous timeout that only a hung
 store reaches. The checks are invariants of the final state and of what each thread saw, so they
-hold for any correct store whatever the scheduling, and never look at the clock.
+hold for any correct store whatever the scheduling, and never look at the clock. The appenders
+of the CONC-1 races go on until enough of their calls overlapped another (``CONTENDED_CALLS``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import pytest
 
 from pytest_asm_contract import rule
 from pytest_asm_contract._concurrency.formatting import first_defect, numbers_text
-from pytest_asm_contract._concurrency.threads import Countdown, ThreadsFailed, run_threads
+from pytest_asm_contract._concurrency.threads import (
+    Contention,
+    Countdown,
+    ThreadsFailed,
+    run_threads,
+)
 from pytest_asm_contract._contract.errors import ErrorCode, StoreError
 from pytest_asm_contract._contract.model import Event, Session
 from pytest_asm_contract._contract.port import declared_capabilities
@@ -26,6 +32,16 @@ from pytest_asm_contract.suite._builders import a_running_run, a_session, an_eve
 
 #: Upper bound on the reads one reader thread makes, so slow stores finish in reasonable time.
 MAX_READS = 300
+#: Per profile: how many calls of a race on one session must have overlapped another call, and
+#: the most calls the race makes if they never do. A round of a hundred short appends may
+#: overlap only a few times on a loaded machine, and a store that forgot its lock is caught only
+#: where a thread is interrupted inside its read-then-write: counting overlaps, not calls or
+#: time, gives the race the same chance whatever the load.
+CONTENDED_CALLS: dict[str, tuple[int, int]] = {
+    "quick": (30, 1000),
+    "ci": (60, 2000),
+    "deep": (300, 10_000),
+}
 
 
 class Hole(AssertionError):
@@ -86,55 +102,65 @@ def _check_final_log(
 
 class TestConcurrency:
     @rule("CONC-1")
-    def test_hundred_threads_append_to_one_session(self, asm_store: Any) -> None:
+    def test_hundred_threads_append_to_one_session(self, asm_store: Any, asm_profile: str) -> None:
+        """A hundred appenders keep appending until enough appends overlapped another."""
         session = a_session()
         asm_store.save_session(session)
-        events = [an_event(session, data={"thread": i}) for i in range(100)]
+        meter = _contention(asm_profile)
 
-        results = run_threads(
-            {
-                f"appender-{i}": functools.partial(asm_store.append_event_with_sequence, event)
-                for i, event in enumerate(events)
-            }
-        )
+        def appender(index: int) -> list[Event]:
+            mine: list[Event] = []
+            for turn in meter.turns():
+                event = an_event(session, data={"thread": index, "turn": turn})
+                append = functools.partial(asm_store.append_event_with_sequence, event)
+                mine.append(meter.call(append))
+            return mine
 
-        returned = [results[f"appender-{i}"] for i in range(100)]
+        results = run_threads({f"appender-{i}": functools.partial(appender, i) for i in range(100)})
+
+        returned = [e for i in range(100) for e in results[f"appender-{i}"]]
         assert all(isinstance(e, Event) for e in returned), "append_event_with_sequence -> Event"
-        numbers = sorted(e.sequence_number or 0 for e in returned if isinstance(e, Event))
-        assert numbers == list(range(1, 101)), (
-            f"100 concurrent appends got numbers with repeats or gaps: {_summary(numbers)}"
+        numbers = sorted(e.sequence_number or 0 for e in returned)
+        assert numbers == list(range(1, len(returned) + 1)), (
+            f"{len(returned)} concurrent appends by 100 threads ({meter}) got numbers with "
+            f"repeats or gaps: {_summary(numbers)}"
         )
-        _check_final_log(asm_store, session.id, [e for e in returned if isinstance(e, Event)])
+        _check_final_log(asm_store, session.id, returned)
 
     @rule("CONC-1")
-    def test_hundred_threads_mixing_append_paths(self, asm_store: Any) -> None:
+    def test_hundred_threads_mixing_append_paths(self, asm_store: Any, asm_profile: str) -> None:
         session = a_session()
         asm_store.save_session(session)
-        returned: dict[int, list[Event]] = {}
+        meter = _contention(asm_profile)
+        returned: dict[int, list[list[Event]]] = {}
+        quiet: list[int] = []  # appends through append_event, which returns nothing
 
         def appender(index: int) -> None:
-            if index % 3 == 0:
-                event = an_event(session, data={"thread": index})
-                asm_store.append_event(event)
-                returned[index] = []  # append_event returns nothing; checked via the log below
-            elif index % 3 == 1:
-                returned[index] = [asm_store.append_event_with_sequence(an_event(session))]
-            else:
-                returned[index] = asm_store.append_events(
-                    [an_event(session, data={"thread": index, "i": i}) for i in range(2)]
-                )
+            mine = returned.setdefault(index, [])
+            for turn in meter.turns():
+                data = {"thread": index, "turn": turn}
+                if index % 3 == 0:
+                    event = an_event(session, data=data)
+                    meter.call(functools.partial(asm_store.append_event, event))
+                    quiet.append(index)  # checked via the log below
+                elif index % 3 == 1:
+                    event = an_event(session, data=data)
+                    append = functools.partial(asm_store.append_event_with_sequence, event)
+                    mine.append([meter.call(append)])
+                else:
+                    batch = [an_event(session, data={**data, "i": i}) for i in range(2)]
+                    mine.append(meter.call(functools.partial(asm_store.append_events, batch)))
 
         run_threads({f"appender-{i}": functools.partial(appender, i) for i in range(100)})
 
-        total = sum(1 if i % 3 != 2 else 2 for i in range(100))
-        _check_final_log(
-            asm_store, session.id, [e for events in returned.values() for e in events], total
-        )
-        for index, events in returned.items():
-            numbers = [e.sequence_number or 0 for e in events]
-            assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), (
-                f"thread {index}'s batch got numbers {numbers}"
-            )
+        got = [e for calls in returned.values() for events in calls for e in events]
+        _check_final_log(asm_store, session.id, got, len(quiet) + len(got))
+        for index, calls in returned.items():
+            for events in calls:
+                numbers = [e.sequence_number or 0 for e in events]
+                assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), (
+                    f"thread {index}'s batch got numbers {numbers}"
+                )
 
     @rule("CONC-2")
     def test_a_returned_append_is_read_by_its_writer(self, asm_store: Any) -> None:
@@ -211,6 +237,11 @@ class TestConcurrency:
     ) -> None:
         with _holes_are_seq5(request):
             _MixedWorkload(asm_store).run_and_check()
+
+
+def _contention(profile: str) -> Contention:
+    budget, most = CONTENDED_CALLS.get(profile, CONTENDED_CALLS["ci"])
+    return Contention(budget, most)
 
 
 def _summary(numbers: list[int]) -> str:

@@ -3,9 +3,10 @@
 Threads (and, for ``shared_backend`` stores, processes) run seeded workloads of appends, batches,
 flushes and tailing reads on a few sessions; every call is recorded with its result and its
 start and end on the monotonic clock, and the history checker checks that one serial
-order, consistent with real time, explains all of it (docs/histories.md). The workload is fixed by
-``--asm-seed``; a failure lists the calls that contradict each other, the seed and the command
-that runs the same workloads again.
+order, consistent with real time, explains all of it (docs/histories.md). The workloads are fixed
+by ``--asm-seed`` (threaded checks add workloads while their writes have rarely overlapped, see
+``CONTENDED_WRITES``); a failure lists the calls that contradict each other, the seed and the
+command that runs the same workloads again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pytest_asm_contract import ReopenSpec, rule
 from pytest_asm_contract._concurrency.plans import Shape, derive_seed, make_plan
 from pytest_asm_contract._concurrency.workloads import (
     WorkloadError,
+    contended_writes,
     run_in_processes,
     run_in_threads,
 )
@@ -34,6 +36,15 @@ CONTENDED: dict[str, tuple[int, Shape]] = {
     "quick": (2, Shape(sessions=1, writers=6, readers=2, phases=3, ops_per_phase=3, racers=4)),
     "ci": (3, Shape(sessions=1, writers=8, readers=2, phases=4, ops_per_phase=4, racers=6)),
     "deep": (25, Shape(sessions=1, writers=12, readers=3, phases=8, ops_per_phase=6, racers=8)),
+}
+#: Per profile: how many writes of a check's thread histories must have run while another write
+#: began, and the most histories the check runs to see them. The profile's histories always run;
+#: on a loaded machine their writes may barely overlap, and more histories follow (new seeds
+#: derived from the run's) until they have raced that often.
+CONTENDED_WRITES: dict[str, tuple[int, int]] = {
+    "quick": (20, 6),
+    "ci": (40, 9),
+    "deep": (200, 50),
 }
 #: Processes x writer threads stay fixed (the pool's barrier is built for them).
 PROCESSES = 2
@@ -55,13 +66,17 @@ def _run_threaded(
     tag: str,
 ) -> None:
     histories, shape = shapes[profile]
-    for index in range(histories):
+    budget, most = CONTENDED_WRITES[profile]
+    contended = index = 0
+    while index < histories or (contended < budget and index < most):
         plan = make_plan(shape, derive_seed(seed, name, index), tag=f"{tag}{index}")
         try:
             history = run_in_threads(store, plan)
         except WorkloadError as error:
             pytest.fail(f"{error} (seed {plan.seed})", pytrace=False)
         fail_on_violations(request, history, name)
+        contended += contended_writes(history)
+        index += 1
 
 
 class TestThreadHistories:

@@ -7,7 +7,7 @@ it must pass every rule (``tests/stores/memory/test_kit.py``).
 
 ``LocklessDictStore`` is the same store with the lock forgotten. Its critical sections are short
 Python code, which CPython's GIL rarely interrupts at its default switch interval: the kit must
-still catch it in every seeded run (``tests/plugin/test_races.py``).
+still catch it in every seeded run (``tests/kit/test_contention.py``).
 """
 
 from __future__ import annotations
