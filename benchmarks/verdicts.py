@@ -38,10 +38,15 @@ CORRECT = (
     ("reference_stores.memory:InMemorySessionStore", "session"),
     ("tests.stores.memory.strict:StrictInMemorySessionStore", "session"),
     ("reference_stores.sql:SqlSessionStore", "session"),
+    ("reference_stores.sql:AsyncSqlSessionStore", "session"),
     # correct stores written from the docs alone, the zoo's broken ones derived from them
     ("tests.zoo.dict_store:DictSessionStore", "session"),
     ("tests.zoo.redis_store:RedisSessionStore", "session"),
+    # the common async facade: a sync store behind asyncio.to_thread
+    ("tests.zoo.async_stores:AsyncThreadFacade", "session"),
     ("reference_stores.memory:InMemoryQueryAPI", "query"),
+    ("reference_stores.memory:InMemoryArtifactRegistry", "registry"),
+    ("reference_stores.memory:InMemoryMaintenance", "maintenance"),
 )
 HEADER = re.compile(r"^_+ (?P<test>.+?) _+$")  # long test names get a single "_" each side
 RULE_IDS = re.compile(r"\b[A-Z]+-\d+\b")

@@ -200,6 +200,10 @@ def _report(*rules: tuple[str, str, str]) -> dict[str, Any]:
         ([("FLUSH-3", "MUST", "skipped")], ["--allow-skip", "FLUSH-3"], 0),
         ([("SEQ-5", "MUST", "not_run")], [], 1),
         ([("DEP-1", "MUST", "not_run"), ("ART-1", "MUST", "not_run")], [], 0),
+        # a sync store skips the ASYNC rules; an async store must pass them all
+        ([("SEQ-1", "MUST", "passed"), ("ASYNC-1", "MUST", "skipped")], [], 0),
+        ([("ASYNC-1", "MUST", "passed"), ("ASYNC-2", "MUST", "skipped")], [], 1),
+        ([("ASYNC-1", "MUST", "passed"), ("ASYNC-2", "MUST", "not_run")], [], 1),
     ],
     ids=[
         "pass",
@@ -209,6 +213,9 @@ def _report(*rules: tuple[str, str, str]) -> dict[str, Any]:
         "allowed-skip",
         "must-not-run",
         "other-scopes",
+        "sync-store-async-rules",
+        "async-store-skipped",
+        "async-store-not-run",
     ],
 )
 def test_the_gate_fails_on_any_must_rule_that_did_not_pass(

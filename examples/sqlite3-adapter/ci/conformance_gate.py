@@ -7,7 +7,8 @@ status already fails the job when a check fails; this gate also catches the chec
 run: a MUST rule that was skipped (unless allowed with ``--allow-skip`` and a reason in the CI
 file) or never ran (a suite module not imported, tests deselected with ``-k``). Rules the kit
 checks on its own reference stores or on artifact stores are not a session store's concern, and
-capability rules count only when they fail (the store declared the capability).
+capability rules count only when they fail (the store declared the capability). The ASYNC rules
+count for an async store: one whose report shows an ASYNC check that ran.
 """
 
 from __future__ import annotations
@@ -16,19 +17,30 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pytest_asm_contract import RULES, Scope
 
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
 
+def gated_scopes(rules: list[dict[str, Any]]) -> set[Scope]:
+    """The session store's rules, and the ASYNC rules when they were checked (an async store)."""
+    is_async = any(
+        RULES_BY_ID[e["id"]].scope is Scope.ASYNC_STORE and e["status"] in {"passed", "failed"}
+        for e in rules
+    )
+    return {Scope.SESSION_STORE, Scope.ASYNC_STORE} if is_async else {Scope.SESSION_STORE}
+
+
 def problems(report: dict[str, object], allowed_skips: set[str]) -> list[str]:
     found = []
     rules = report["rules"]
     assert isinstance(rules, list)
+    gated = gated_scopes([e for e in rules if e["id"] in RULES_BY_ID])
     for entry in rules:
         rule = RULES_BY_ID.get(entry["id"])
-        if rule is None or rule.scope is not Scope.SESSION_STORE:
+        if rule is None or rule.scope not in gated:
             continue
         status = entry["status"]
         lines = (entry["reason"] or "").strip().splitlines()
