@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     wanted = [w for w in args.stores.split(",") if w]
     zoo = [
-        (target, getattr(cls, "KIND", "session"), tuple(cls.BREAKS))
+        (target, getattr(cls, "KIND", "session"), tuple(vars(cls)["BREAKS"]))
         for target, cls in mutants()
         if not wanted or any(w in target for w in wanted)
     ]
@@ -140,12 +140,20 @@ def main() -> None:
     results: dict[str, list[Run]] = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = {
-            pool.submit(run_once, target, kind, seed, breaks): target
+            pool.submit(run_once, target, kind, seed, breaks): (target, seed)
             for (target, kind, breaks), seed in jobs
         }
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            results.setdefault(futures[future], []).append(future.result())
-            print(f"{done}/{len(futures)} {futures[future]}", file=sys.stderr, flush=True)
+            target, seed = futures[future]
+            run = future.result()
+            results.setdefault(target, []).append(run)
+            # each run's verdict as it ends, so that a long run interrupted still tells something
+            print(
+                f"{done}/{len(futures)} {target} seed={seed} caught={run.detected} "
+                f"first_names_rule={run.first_names_rule} lines={run.lines} passed={run.passed}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     print(f"{'store':58} {'BREAKS':18} {'caught':>7} {'first':>6} {'lines med/max':>14}")
     single: list[tuple[str, float]] = []
