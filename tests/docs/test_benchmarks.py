@@ -1,4 +1,4 @@
-"""The SQL benchmark still runs and reports sane figures (a tiny run on SQLite; no timing is
+"""The benchmarks still run and report sane figures (tiny runs on SQLite; no timing is
 judged here: the figures belong to benchmarks/, on an idle machine)."""
 
 from __future__ import annotations
@@ -68,3 +68,20 @@ def test_maintenance_benchmark_runs_end_to_end_on_sqlite() -> None:
     for label in ("appends alone (events/s)", "appends during execute (events/s)"):
         assert figures[label][0] > 0, result.stdout
     assert figures["ratio during / alone"][0] > 0
+
+
+def test_verdicts_runs_a_broken_store_and_reads_its_first_failure() -> None:
+    # One artifact store of the zoo, one seed: caught, its rule named first, a short red run.
+    wanted = ["--seeds", "1", "--skip-correct", "--stores", "artifacts:CaseInsensitiveKeys"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "verdicts.py"), *wanted],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seed=1 caught=True first_names_rule=True" in result.stderr, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "CaseInsensitiveKeys" in line)
+    assert row.split()[2:4] == ["1/1", "1/1"], row
+    assert "broken stores caught in every seed: 1 of 1" in result.stdout
