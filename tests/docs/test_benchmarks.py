@@ -10,17 +10,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_sql_throughput_runs_end_to_end_on_sqlite() -> None:
-    tiny = ["--batches", "2", "--batch-size", "5", "--repeat", "1"]
-    tiny += ["--threads", "2", "--per-thread", "3", "--postgres-url", "", "--mysql-url", ""]
+def _benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python benchmarks/SCRIPT ARGS...``, its output captured; it must exit 0."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "sql_throughput.py"), *tiny],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_sql_throughput_runs_end_to_end_on_sqlite() -> None:
+    tiny = ["--batches", "2", "--batch-size", "5", "--repeat", "1"]
+    tiny += ["--threads", "2", "--per-thread", "3", "--postgres-url", "", "--mysql-url", ""]
+    result = _benchmark("sql_throughput.py", *tiny)
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sqlite")]
     batch, split, replay, threads, reads = rows
     assert len(batch) == 8 or batch[4:] == ["n/a"]  # eventsourcing is optional
@@ -35,14 +41,7 @@ def test_sql_throughput_runs_end_to_end_on_sqlite() -> None:
 
 def test_query_benchmark_runs_end_to_end_on_sqlite() -> None:
     tiny = ["--events", "2000", "--sessions", "40", "--repeat", "1", "--far-page", "5"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "query.py"), *tiny, "--backends", "sqlite"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _benchmark("query.py", *tiny, "--backends", "sqlite")
     ratios = [line for line in result.stdout.splitlines() if line.strip().startswith("ratio")]
     assert len(ratios) == 9, result.stdout
     assert all(float(line.split()[-1]) > 0 for line in ratios)
@@ -50,14 +49,7 @@ def test_query_benchmark_runs_end_to_end_on_sqlite() -> None:
 
 def test_maintenance_benchmark_runs_end_to_end_on_sqlite() -> None:
     tiny = ["--events", "2000", "--sessions", "20", "--appends", "200", "--backends", "sqlite"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "maintenance.py"), *tiny],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _benchmark("maintenance.py", *tiny)
     figures: dict[str, list[float]] = {}
     for line in result.stdout.splitlines()[2:-1]:
         label, value = line.rsplit(maxsplit=1)
@@ -73,14 +65,7 @@ def test_maintenance_benchmark_runs_end_to_end_on_sqlite() -> None:
 def test_verdicts_runs_a_broken_store_and_reads_its_first_failure() -> None:
     # One artifact store of the zoo, one seed: caught, its rule named first, a short red run.
     wanted = ["--seeds", "1", "--skip-correct", "--stores", "artifacts:CaseInsensitiveKeys"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "verdicts.py"), *wanted],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _benchmark("verdicts.py", *wanted)
     assert "seed=1 caught=True first_names_rule=True" in result.stderr, result.stderr
     row = next(line for line in result.stdout.splitlines() if "CaseInsensitiveKeys" in line)
     assert row.split()[2:4] == ["1/1", "1/1"], row
