@@ -22,6 +22,8 @@ from pytest_asm_contract._plugin.state import STATE
 SHOWN = pytest.StashKey[set[str]]()
 #: Whether this process already said how to see repeat failures in full.
 HINTED = pytest.StashKey[bool]()
+#: Whether this run is the bundled suite (``--asm-store`` with no test paths).
+BUNDLED = pytest.StashKey[bool]()
 SUITE_DIR = Path(__file__).parents[1] / "suite"
 ARTIFACT_SUITE_DIR = Path(__file__).parents[1] / "artifact_suite"
 
@@ -52,8 +54,23 @@ def pytest_configure(config: pytest.Config) -> None:
         for option, path in (("asm_store", SUITE_DIR), ("asm_artifact_store", ARTIFACT_SUITE_DIR))
         if config.getoption(option)
     ]
-    if suites and config.args_source != pytest.Config.ArgsSource.ARGS:
+    config.stash[BUNDLED] = bool(suites) and config.args_source != pytest.Config.ArgsSource.ARGS
+    if config.stash[BUNDLED]:
         config.args = suites
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The bundled suite's progress as dots without file names (what ``-q`` prints).
+
+    It runs in rule order, so its modules recur: one progress line per recurrence would be half
+    of a red run's output, ahead of the failure. ``-v`` (or any explicit verbosity) keeps
+    pytest's own style.
+    """
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if config.stash.get(BUNDLED, False) and reporter is not None and config.option.verbose == 0:
+        reporter.showfspath = False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -67,6 +67,23 @@ def test_asm_store_runs_the_bundled_suite_and_prints_the_summary(pytester: pytes
     assert result.parseoutcomes()["passed"] > 30
 
 
+@pytest.mark.parametrize("verbosity", [(), ("-v",)], ids=["default", "verbose"])
+def test_bundled_suite_progress_names_modules_only_when_verbose(
+    pytester: pytest.Pytester, verbosity: tuple[str, ...]
+) -> None:
+    # The suite runs in rule order, so its modules recur: by default only dots, one line per 72
+    # checks; -v restores pytest's per-test lines with their module.
+    result = pytester.runpytest(f"--asm-store={MEMORY}", *QUICK, "--asm-rules=SES,RUN", *verbosity)
+    assert result.ret == 0
+    module_lines = [line for line in result.outlines if line.startswith("test_")]
+    if verbosity:
+        modules = {line.split("::")[0] for line in module_lines}
+        assert modules >= {"test_sessions.py", "test_runs.py"}
+    else:
+        assert module_lines == []
+        assert any(re.fullmatch(r"[.s]+ +\[ *\d+%\]", line) for line in result.outlines)
+
+
 def test_explicit_paths_are_not_replaced(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_own="def test_mine():\n    pass\n")
     result = pytester.runpytest(f"--asm-store={MEMORY}", "test_own.py", "-p", "no:cacheprovider")
