@@ -11,8 +11,10 @@ For each broken store (``tests/zoo``) and seed, the bundled suite runs as a user
 The correct reference stores run over the same seeds; they must pass every time. It prints one
 row per store and the totals::
 
-    python benchmarks/verdicts.py                 # 10 seeds, every store (about an hour)
+    python benchmarks/verdicts.py                 # 10 seeds, every store (2.5 h on two cores)
     python benchmarks/verdicts.py --seeds 2 --stores sessions,SequenceStartsAtZero
+    python benchmarks/verdicts.py --seeds 5 --first-seed 6 2> later.log   # seeds 6..10
+    python benchmarks/verdicts.py --from-log earlier.log later.log        # both, one table
 """
 
 from __future__ import annotations
@@ -117,49 +119,66 @@ def run_once(target: str, kind: str, seed: int, breaks: tuple[str, ...]) -> Run:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 1..N per store")
-    parser.add_argument("--jobs", type=int, default=2, help="pytest processes at once")
-    parser.add_argument(
-        "--stores", default="", help="comma-separated parts of store names to keep (default: all)"
-    )
-    parser.add_argument("--skip-correct", action="store_true", help="leave out the reference")
-    parser.add_argument(
-        "--show-first", action="store_true", help="print each run's first failure as well"
-    )
-    args = parser.parse_args()
-    wanted = [w for w in args.stores.split(",") if w]
-    zoo = [
-        (target, getattr(cls, "KIND", "session"), tuple(vars(cls)["BREAKS"]))
-        for target, cls in mutants()
-        if not wanted or any(w in target for w in wanted)
-    ]
-    correct = [] if args.skip_correct else [(t, kind, ()) for t, kind in CORRECT]
-    jobs = [(store, seed) for store in zoo + correct for seed in range(1, args.seeds + 1)]
-    results: dict[str, list[Run]] = {}
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+#: One run's verdict as printed to stderr when it ends; ``--from-log`` reads these lines back.
+LOG_LINE = re.compile(
+    r"^\d+/\d+ (?P<target>\S+) seed=(?P<seed>\d+) caught=(?P<caught>True|False) "
+    r"first_names_rule=(?P<named>True|False) lines=(?P<lines>\d+) passed=(?P<passed>True|False)"
+    r"(?: first=(?P<first>.*))?$"
+)
+
+Store = tuple[str, str, tuple[str, ...]]  # target, kind, BREAKS
+
+
+def measure(stores: list[Store], seeds: range, jobs: int) -> dict[str, dict[int, Run]]:
+    results: dict[str, dict[int, Run]] = {}
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = {
             pool.submit(run_once, target, kind, seed, breaks): (target, seed)
-            for (target, kind, breaks), seed in jobs
+            for target, kind, breaks in stores
+            for seed in seeds
         }
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             target, seed = futures[future]
-            run = future.result()
-            results.setdefault(target, []).append(run)
+            run = results.setdefault(target, {})[seed] = future.result()
             # each run's verdict as it ends, so that a long run interrupted still tells something
             print(
                 f"{done}/{len(futures)} {target} seed={seed} caught={run.detected} "
-                f"first_names_rule={run.first_names_rule} lines={run.lines} passed={run.passed}",
+                f"first_names_rule={run.first_names_rule} lines={run.lines} passed={run.passed} "
+                f"first={run.first}",
                 file=sys.stderr,
                 flush=True,
             )
+    return results
 
+
+def read_logs(paths: list[str]) -> dict[str, dict[int, Run]]:
+    """The runs recorded in earlier runs' stderr (a later record of a store and seed wins)."""
+    results: dict[str, dict[int, Run]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            found = LOG_LINE.match(line)
+            if found:
+                results.setdefault(found["target"], {})[int(found["seed"])] = Run(
+                    detected=found["caught"] == "True",
+                    first_names_rule=found["named"] == "True",
+                    lines=int(found["lines"]),
+                    passed=found["passed"] == "True",
+                    first=found["first"] or "",
+                )
+    return results
+
+
+def tabulate(
+    zoo: list[Store], correct: list[Store], results: dict[str, dict[int, Run]], show_first: bool
+) -> None:
     print(f"{'store':58} {'BREAKS':18} {'caught':>7} {'first':>6} {'lines med/max':>14}")
     single: list[tuple[str, float]] = []
-    caught_all = named_all = 0
+    caught_all = named_all = measured = 0
     for target, _, breaks in zoo:
-        runs = results[target]
+        runs = list(results.get(target, {}).values())
+        if not runs:
+            continue
+        measured += 1
         caught = sum(r.detected for r in runs)
         named = sum(r.first_names_rule for r in runs)
         lines = [r.lines for r in runs]
@@ -172,13 +191,17 @@ def main() -> None:
             f"{target.removeprefix('tests.zoo.'):58} {','.join(breaks):18} "
             f"{caught:>3}/{len(runs):<3} {named:>2}/{len(runs):<3} {median:>6.0f}/{max(lines):<6}"
         )
-        if args.show_first:
+        if show_first:
             for run in runs:
                 if not run.first_names_rule:
                     print(f"    first failure: {run.first}")
     print()
-    print(f"broken stores caught in every seed: {caught_all} of {len(zoo)}")
-    print(f"first failure names the broken rule in every seed: {named_all} of {len(zoo)}")
+    seeds = sorted({seed for runs in results.values() for seed in runs})
+    print(f"seeds: {', '.join(map(str, seeds))}")
+    if measured < len(zoo):
+        print(f"broken stores with no run recorded: {len(zoo) - measured}")
+    print(f"broken stores caught in every seed: {caught_all} of {measured}")
+    print(f"first failure names the broken rule in every seed: {named_all} of {measured}")
     if single:
         medians = sorted(m for _, m in single)
         worst = sorted(single, key=lambda s: -s[1])[:3]
@@ -188,8 +211,45 @@ def main() -> None:
             + ", ".join(f"{t.removeprefix('tests.zoo.')} {m:.0f}" for t, m in worst)
         )
     for target, _, _ in correct:
-        runs = results[target]
-        print(f"correct store {target}: passed {sum(r.passed for r in runs)} of {len(runs)}")
+        runs = list(results.get(target, {}).values())
+        if runs:
+            print(f"correct store {target}: passed {sum(r.passed for r in runs)} of {len(runs)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="how many seeds per store")
+    parser.add_argument(
+        "--first-seed", type=int, default=1, help="seeds FIRST..FIRST+N-1 (to split a long run)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="pytest processes at once")
+    parser.add_argument(
+        "--stores", default="", help="comma-separated parts of store names to keep (default: all)"
+    )
+    parser.add_argument("--skip-correct", action="store_true", help="leave out the reference")
+    parser.add_argument(
+        "--show-first", action="store_true", help="print each run's first failure as well"
+    )
+    parser.add_argument(
+        "--from-log",
+        nargs="+",
+        metavar="STDERR",
+        help="run nothing: tabulate the per-run lines earlier runs printed to stderr",
+    )
+    args = parser.parse_args()
+    wanted = [w for w in args.stores.split(",") if w]
+    zoo = [
+        (target, getattr(cls, "KIND", "session"), tuple(vars(cls)["BREAKS"]))
+        for target, cls in mutants()
+        if not wanted or any(w in target for w in wanted)
+    ]
+    correct = [] if args.skip_correct else [(t, kind, ()) for t, kind in CORRECT]
+    if args.from_log:
+        results = read_logs(args.from_log)
+    else:
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        results = measure(zoo + correct, seeds, args.jobs)
+    tabulate(zoo, correct, results, args.show_first)
 
 
 if __name__ == "__main__":

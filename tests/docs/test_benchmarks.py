@@ -70,3 +70,20 @@ def test_verdicts_runs_a_broken_store_and_reads_its_first_failure() -> None:
     row = next(line for line in result.stdout.splitlines() if "CaseInsensitiveKeys" in line)
     assert row.split()[2:4] == ["1/1", "1/1"], row
     assert "broken stores caught in every seed: 1 of 1" in result.stdout
+
+
+def test_verdicts_tabulates_split_runs_from_their_logs(tmp_path: Path) -> None:
+    # A long run split by seeds, then one table from both runs' per-run lines.
+    logs = []
+    for first in ("1", "2"):
+        wanted = ["--seeds", "1", "--first-seed", first, "--skip-correct"]
+        result = _benchmark("verdicts.py", *wanted, "--stores", "artifacts:CaseInsensitiveKeys")
+        assert f"seed={first} caught=True" in result.stderr, result.stderr
+        logs.append(tmp_path / f"seed{first}.log")
+        logs[-1].write_text(result.stderr)
+    table = _benchmark("verdicts.py", "--from-log", *map(str, logs), "--skip-correct").stdout
+    row = next(line for line in table.splitlines() if "CaseInsensitiveKeys" in line)
+    assert row.split()[2:4] == ["2/2", "2/2"], table
+    assert "seeds: 1, 2" in table
+    assert "broken stores with no run recorded: " in table  # the rest of the zoo
+    assert "broken stores caught in every seed: 1 of 1" in table
