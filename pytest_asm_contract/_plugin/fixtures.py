@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from pytest_asm_contract._concurrency.async_bridge import StoreBuilder, store_builder
+from pytest_asm_contract._concurrency.async_bridge import (
+    AsyncStoreFacade,
+    StoreBuilder,
+    store_builder,
+)
 from pytest_asm_contract._concurrency.processes import ProcessPool
 from pytest_asm_contract._contract.maintenance import MAINTENANCE_OPERATIONS
 from pytest_asm_contract._contract.port import (
@@ -30,6 +34,7 @@ from pytest_asm_contract._faults.targets import DRIVERS, DriverFaults, Injector,
 from pytest_asm_contract._plugin.loading import StoreFactory
 from pytest_asm_contract._plugin.marks import mark_violated, required_capabilities, rules_of
 from pytest_asm_contract._plugin.profiles import hypothesis_settings
+from pytest_asm_contract._plugin.recorder import ASYNC_STORE_PROPERTY
 from pytest_asm_contract._plugin.state import STATE
 
 MIGRATION_GUIDE = "docs/migrating-v07.md"
@@ -62,6 +67,8 @@ def asm_store_builder(asm_store_factory: StoreFactory) -> StoreFactory:
 def asm_store(request: pytest.FixtureRequest, asm_store_builder: StoreFactory) -> Generator[Any]:
     """A fresh store for one test, skipped when the test needs what the store does not offer."""
     store = asm_store_builder()
+    is_async = isinstance(store, AsyncStoreFacade)
+    request.node.user_properties.append((ASYNC_STORE_PROPERTY, is_async))  # for the report
     try:
         _skip_unless_applicable(request.node, store)
         yield store

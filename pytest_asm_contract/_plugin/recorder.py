@@ -17,6 +17,8 @@ from pytest_asm_contract._plugin.report import (
 from pytest_asm_contract._plugin.state import ContractState
 
 STORE_UNDER_TEST_PROPERTY = "asm_store_under_test"
+#: Set by the ``asm_store`` fixture: whether the store it built is async (``AsyncStoreFacade``).
+ASYNC_STORE_PROPERTY = "asm_async_store"
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -40,6 +42,9 @@ class ReportRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
+        if ASYNC_STORE_PROPERTY in properties:
+            seen = bool(properties[ASYNC_STORE_PROPERTY])
+            self.state.report.async_store = bool(self.state.report.async_store) or seen
         ids = properties.get(RULES_PROPERTY)
         if not isinstance(ids, str) or not ids:
             return
@@ -76,4 +81,4 @@ class ReportRecorder:
             terminalreporter.write_line("report: " + ", ".join(str(p) for p in written))
 
 
-__all__ = ["STORE_UNDER_TEST_PROPERTY", "ReportRecorder"]
+__all__ = ["ASYNC_STORE_PROPERTY", "STORE_UNDER_TEST_PROPERTY", "ReportRecorder"]

@@ -85,6 +85,9 @@ class ConformanceReport:
     profile: str
     selected_rules: frozenset[str]
     verdicts: dict[str, RuleVerdict] = dataclasses.field(init=False)
+    #: Whether the store under test has async def operations (None: no check built one), so a
+    #: CI gate knows the ASYNC rules count even when none of their checks ran.
+    async_store: bool | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.verdicts = {r.id: RuleVerdict(r, selected=r.id in self.selected_rules) for r in RULES}
@@ -107,6 +110,7 @@ class ConformanceReport:
             "store": self.store,
             "seed": self.seed,
             "profile": self.profile,
+            "async_store": self.async_store,
             "created_at": datetime.now(UTC).isoformat(),
             "summary": self.counts(),
             "rules": [
@@ -128,7 +132,8 @@ class ConformanceReport:
         lines = [
             "# ASM contract conformance report",
             "",
-            f"- store: `{self.store}`",
+            f"- store: `{self.store}`"
+            + {True: " (async)", False: " (sync)", None: ""}[self.async_store],
             f"- kit version: {self.kit_version}; profile: {self.profile}; seed: {self.seed}",
             "- summary: "
             + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in self.counts().items()),

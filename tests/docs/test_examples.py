@@ -227,6 +227,24 @@ def test_the_gate_fails_on_any_must_rule_that_did_not_pass(
     assert done.returncode == verdict, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    ("async_store", "status", "verdict"),
+    [(True, "not_run", 1), (True, "passed", 0), (False, "skipped", 0), (None, "not_run", 0)],
+    ids=["async-store-async-rules-deselected", "async-store-passed", "sync-store", "older-report"],
+)
+def test_the_gate_reads_from_the_report_whether_the_store_is_async(
+    tmp_path: Path, async_store: bool | None, status: str, verdict: int
+) -> None:
+    # Deselecting the ASYNC checks of an async store (--asm-rules, -k) must not pass the gate.
+    asyncs = [(f"ASYNC-{n}", "MUST", status) for n in (1, 2, 3)]
+    report = _report(("SEQ-1", "MUST", "passed"), *asyncs)
+    report["async_store"] = async_store
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "conformance.json").write_text(json.dumps(report))
+    done = _gate(tmp_path)
+    assert done.returncode == verdict, done.stdout + done.stderr
+
+
 def test_the_gate_explains_a_missing_report(tmp_path: Path) -> None:
     done = _gate(tmp_path)
     assert done.returncode == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import textwrap
 import threading
 from typing import Any
@@ -16,7 +17,7 @@ from pytest_asm_contract._concurrency.async_bridge import AsyncStoreFacade, Stor
 from pytest_asm_contract._concurrency.event_loop import LoopClosed
 from pytest_asm_contract._contract.async_port import MixedPortError, is_async_store
 from reference_stores.memory import InMemorySessionStore
-from tests.verdicts import run_kit
+from tests.verdicts import REPORT, run_kit
 from tests.zoo.async_stores import AsyncThreadFacade
 
 #: Only a broken bridge gets near it: every wait below ends on an event.
@@ -207,6 +208,24 @@ def test_a_conftest_factory_may_build_an_async_store(
     result, verdicts = run_kit(pytester, "--asm-rules=PORT,SEQ,CONC", "--asm-profile=quick")
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert {verdicts.status(r) for r in ("PORT-1", "PORT-2", "SEQ-1", "CONC-1")} == {"passed"}
+
+
+@pytest.mark.parametrize(
+    ("store", "is_async"),
+    [
+        ("tests.zoo.async_stores:AsyncThreadFacade", True),
+        (f"{InMemorySessionStore.__module__}:InMemorySessionStore", False),
+    ],
+    ids=["async", "sync"],
+)
+def test_the_report_says_whether_the_store_is_async(
+    pytester: pytest.Pytester, store: str, is_async: bool
+) -> None:
+    # Even with the ASYNC checks deselected: a CI gate must still know they count.
+    result, _ = run_kit(pytester, f"--asm-store={store}", "--asm-rules=SES")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    report = json.loads((pytester.path / f"{REPORT}.json").read_text())
+    assert report["async_store"] is is_async
 
 
 def test_worker_processes_reopen_an_async_store_on_their_own_loop(
