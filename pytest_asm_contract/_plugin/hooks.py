@@ -12,6 +12,7 @@ import pytest
 from pytest_asm_contract import __version__
 from pytest_asm_contract._contract.rules import get_rule
 from pytest_asm_contract._plugin.dependencies import failed_by, run_order, skip_if_blocked
+from pytest_asm_contract._plugin.explain import explain
 from pytest_asm_contract._plugin.marks import MARKER, rules_of, violated_rules
 from pytest_asm_contract._plugin.options import add_options, read_state
 from pytest_asm_contract._plugin.recorder import STORE_UNDER_TEST_PROPERTY, ReportRecorder
@@ -24,6 +25,9 @@ SHOWN = pytest.StashKey[set[str]]()
 HINTED = pytest.StashKey[bool]()
 #: Whether this run is the bundled suite (``--asm-store`` with no test paths).
 BUNDLED = pytest.StashKey[bool]()
+#: Whether a check of the contract (a test naming rules) is running: its comparisons are
+#: explained short (``explain.py``).
+IN_CHECK = pytest.StashKey[bool]()
 SUITE_DIR = Path(__file__).parents[1] / "suite"
 ARTIFACT_SUITE_DIR = Path(__file__).parents[1] / "artifact_suite"
 
@@ -149,6 +153,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # -- failures that explain the rule, and the conformance report ---------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    item.config.stash[IN_CHECK] = bool(rules_of(item))
+    try:
+        return (yield)
+    finally:
+        item.config.stash[IN_CHECK] = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(
+    config: pytest.Config, op: str, left: object, right: object
+) -> list[str] | None:
+    if not config.stash.get(IN_CHECK, False):
+        return None
+    if config.get_verbosity(pytest.Config.VERBOSITY_ASSERTIONS) >= 2:
+        return None  # -vv: pytest's full diff
+    return explain(op, left, right)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
