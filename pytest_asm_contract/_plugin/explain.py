@@ -59,7 +59,8 @@ def _sequences(left: Sequence[Any], right: Sequence[Any]) -> list[str]:
         if left_fields is not None and right_fields is not None:
             lines += ["  " + line for line in _dicts(left_fields, right_fields)]
     else:
-        lines.append(f"equal up to index {first - 1}; the longer one goes on")
+        shorter = "left" if len(left) < len(right) else "right"
+        lines.append(f"the {shorter} side ends at index {first}; the other goes on")
     start, end = max(0, first - CONTEXT), first + CONTEXT + 1
     lines.append(f"left[{start}:{end}]:  {_elements(left[start:end])}")
     lines.append(f"right[{start}:{end}]: {_elements(right[start:end])}")

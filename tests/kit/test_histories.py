@@ -10,12 +10,13 @@ seeded histories to show its bug; none of these tests looks at the clock.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from pytest_asm_contract._concurrency.checking import check_history
+from pytest_asm_contract._concurrency.checking import MAX_LISTED, check_history
 from pytest_asm_contract._concurrency.crash import CrashRounds
 from pytest_asm_contract._concurrency.formatting import first_defect, format_report, numbers_text
 from pytest_asm_contract._concurrency.plans import T0, Shape, make_plan
@@ -313,6 +314,17 @@ def test_the_report_names_the_calls_the_seed_and_the_replay() -> None:
     assert text.count("seed") == 1, text
     assert "replay: pytest --asm-seed=1234 -k histories" in text
     assert f"seed {h.seed}" in format_report(h, check_history(h))
+
+
+def test_many_violations_of_one_kind_list_a_few_and_count_the_rest() -> None:
+    # Eight appends each told #1, stored as 1..8: seven callers told the wrong number.
+    calls = [append(f"e{n}", 1, 10 * n, 10 * n + 1) for n in range(1, 9)]
+    found = check_history(hist(calls, [ev(f"e{n}", n) for n in range(1, 9)]))
+    listed = Counter(f"{v.rule}:{v.kind}" for v in found)
+    assert listed and max(listed.values()) <= MAX_LISTED
+    assert sum(1 + v.omitted for v in found) >= 7
+    text = format_report(hist(calls, []), found)
+    assert all(f"... and {v.omitted} more like it" in text for v in found if v.omitted)
 
 
 def test_numbers_show_whole_with_the_first_defect() -> None:

@@ -26,7 +26,7 @@ def test_a_shorter_list_says_both_lengths() -> None:
     lines = explain("==", [1, 2, 3], [1, 2, 3, 4, 5])
     assert lines is not None
     assert "lengths differ: 3 on the left, 5 on the right" in lines
-    assert "equal up to index 2; the longer one goes on" in lines
+    assert "the left side ends at index 3; the other goes on" in lines
 
 
 def test_models_in_a_list_name_the_field_that_differs_however_long_their_repr() -> None:
