@@ -16,6 +16,7 @@ row per store and the totals::
     python benchmarks/verdicts.py --seeds 2 --stores sessions,SequenceStartsAtZero
     python benchmarks/verdicts.py --seeds 5 --first-seed 6 2> later.log   # seeds 6..10
     python benchmarks/verdicts.py --from-log earlier.log later.log        # both, one table
+    python benchmarks/verdicts.py --from-log *.log --by-module            # + per zoo module
 """
 
 from __future__ import annotations
@@ -218,6 +219,28 @@ def tabulate(
             print(f"correct store {target}: passed {sum(r.passed for r in runs)} of {len(runs)}")
 
 
+def by_module(zoo: list[Store], results: dict[str, dict[int, Run]]) -> None:
+    """The figures per zoo module, as the Markdown table of docs/verdicts.md."""
+    print(
+        "| zoo module | stores | caught in every seed | first failure names the rule in every "
+        "seed | median red run (lines) | longest |"
+    )
+    print("|---|---|---|---|---|---|")
+    modules: dict[str, list[list[Run]]] = {}
+    for target, _, _ in zoo:
+        runs = list(results.get(target, {}).values())
+        if runs:
+            modules.setdefault(target.split(":")[0].removeprefix("tests.zoo."), []).append(runs)
+    for module, stores in modules.items():
+        caught = sum(all(r.detected for r in runs) for runs in stores)
+        named = sum(all(r.first_names_rule for r in runs) for runs in stores)
+        lines = [r.lines for runs in stores for r in runs]
+        print(
+            f"| `{module}` | {len(stores)} | {caught} | {named} | "
+            f"{statistics.median(lines):.0f} | {max(lines)} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="how many seeds per store")
@@ -231,6 +254,9 @@ def main() -> None:
     parser.add_argument("--skip-correct", action="store_true", help="leave out the reference")
     parser.add_argument(
         "--show-first", action="store_true", help="print each run's first failure as well"
+    )
+    parser.add_argument(
+        "--by-module", action="store_true", help="also print the figures per zoo module (Markdown)"
     )
     parser.add_argument(
         "--from-log",
@@ -252,6 +278,9 @@ def main() -> None:
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         results = measure(zoo + correct, seeds, args.jobs)
     tabulate(zoo, correct, results, args.show_first)
+    if args.by_module:
+        print()
+        by_module(zoo, results)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,12 @@ def test_verdicts_tabulates_split_runs_from_their_logs(tmp_path: Path) -> None:
         assert f"seed={first} caught=True" in result.stderr, result.stderr
         logs.append(tmp_path / f"seed{first}.log")
         logs[-1].write_text(result.stderr)
-    table = _benchmark("verdicts.py", "--from-log", *map(str, logs), "--skip-correct").stdout
+    table = _benchmark(
+        "verdicts.py", "--from-log", *map(str, logs), "--skip-correct", "--by-module"
+    ).stdout
     row = next(line for line in table.splitlines() if "CaseInsensitiveKeys" in line)
     assert row.split()[2:4] == ["2/2", "2/2"], table
     assert "seeds: 1, 2" in table
     assert "broken stores with no run recorded: " in table  # the rest of the zoo
     assert "broken stores caught in every seed: 1 of 1" in table
+    assert "| `artifacts` | 1 | 1 | 1 |" in table  # the per-module table of docs/verdicts.md
