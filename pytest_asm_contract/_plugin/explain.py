@@ -28,17 +28,13 @@ def explain(op: str, left: object, right: object) -> list[str] | None:
     if op != "==":
         return None
     summary = f"{saferepr(left, SHORT)} == {saferepr(right, SHORT)}"
-    if _is_sequence(left) and _is_sequence(right):
-        return [summary, *_sequences(left, right)]  # type: ignore[arg-type]
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return [summary, *_sequences(left, right)]
     if isinstance(left, set | frozenset) and isinstance(right, set | frozenset):
         return [summary, *_only_in(sorted(left - right, key=repr), sorted(right - left, key=repr))]
     if isinstance(left, dict) and isinstance(right, dict):
         return [summary, *_dicts(left, right)]
     return None
-
-
-def _is_sequence(value: object) -> bool:
-    return isinstance(value, list | tuple)
 
 
 def _sequences(left: Sequence[Any], right: Sequence[Any]) -> list[str]:
